@@ -1,0 +1,1 @@
+"""The real world: libvirt hypervisors, agents, local clusters, Grid'5000 reservations."""

@@ -1,0 +1,95 @@
+"""What node code needs from the host it runs on; ``sim`` and ``deploy`` implement it.
+
+Units: CPU in percent of one core (100 = one fully busy core, as VMPlaceS), memory in MiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from peeractor import Address, NodeId, message
+
+__all__ = [
+    "HostCapacity",
+    "Hypervisor",
+    "HypervisorChanged",
+    "MigrationResult",
+    "VMSample",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class HostCapacity:
+    """What a host offers to VMs."""
+
+    cpu: float
+    """CPU available to VMs, percent of a core (VMPlaceS: 8 cores, one kept → 700)."""
+    memory_mib: int
+    """Memory available to VMs, MiB."""
+
+
+@dataclass(frozen=True, slots=True)
+class VMSample:
+    """One VM as its host sees it now."""
+
+    vm: str
+    vcpus: int
+    memory_mib: int
+    cpu_demand: float
+    """CPU the VM wants, percent of a core (≤ 100 × vcpus)."""
+    migrating: bool = False
+
+
+@message("hv.MigrationResult")
+class MigrationResult:
+    """Sent by a hypervisor to the ``reply_to`` given to ``migrate`` when a migration ends."""
+
+    vm: str
+    source: NodeId
+    destination: NodeId
+    ok: bool
+    """True: the VM now runs at ``destination``. False: it still runs at ``source``."""
+    reason: str
+    """Empty on success; the cause on failure (timeout, destination down, ...)."""
+    started_at: float
+    duration_s: float
+
+
+@message("hv.Changed")
+class HypervisorChanged:
+    """Pushed to watchers when the demand of the host's VMs changes (simulated hosts)."""
+
+    node: NodeId
+
+
+class Hypervisor(Protocol):
+    """A host's hypervisor as node code sees it."""
+
+    node: NodeId
+
+    def capacity(self) -> HostCapacity: ...
+
+    def vms(self) -> Sequence[VMSample]:
+        """The VMs running here now (a VM being migrated away is listed until it has left)."""
+        ...
+
+    def migrating(self) -> bool:
+        """True while a migration from or to this host is in progress."""
+        ...
+
+    def migrate(self, vm: str, destination: NodeId, reply_to: Address) -> None:
+        """Start a live migration; a ``MigrationResult`` is later sent to ``reply_to``.
+
+        Never raises for runtime failures: they are reported in the result, and the VM
+        keeps running at its source.
+        """
+        ...
+
+    def watch(self, address: Address) -> bool:
+        """Ask for ``HypervisorChanged`` at ``address`` on every demand change.
+
+        Returns False when the hypervisor cannot push changes (then poll).
+        """
+        ...

@@ -1,0 +1,68 @@
+"""The planners' view of a partition: hosts, VMs, migrations, plans. Pure data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["VM", "Host", "Migration", "Plan", "Planner"]
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    id: str
+    cpu_capacity: float
+    """Percent of a core available to VMs."""
+    memory_mib: int
+    site: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VM:
+    id: str
+    host: str
+    cpu_demand: float
+    """Percent of a core."""
+    memory_mib: int
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    vm: str
+    source: str
+    destination: str
+    memory_mib: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Migrations that leave every host within capacity.
+
+    Executable in order: when a migration starts, its destination has room for the VM
+    (CPU and memory) on top of what it holds, counting VMs still migrating to or from it
+    on both ends. Plans from our planners are also executable all at once.
+    """
+
+    migrations: tuple[Migration, ...]
+
+    def __len__(self) -> int:
+        return len(self.migrations)
+
+    @property
+    def moved_mib(self) -> int:
+        return sum(m.memory_mib for m in self.migrations)
+
+
+class Planner(Protocol):
+    """A partition scheduler: ``plan`` is pure; ``cost_s`` is its deterministic solve time."""
+
+    name: str
+
+    def plan(self, hosts: Sequence[Host], vms: Sequence[VM]) -> Plan | None:
+        """A plan fixing every overloaded host, an empty plan if none is, None if impossible."""
+        ...
+
+    def cost_s(self, hosts: int, vms: int) -> float:
+        """Solve time charged to virtual time for a problem of this size (seconds)."""
+        ...

@@ -1,0 +1,1 @@
+"""The simulated world: sites, hosts, VMs, network, load, migrations, power, metrics."""
