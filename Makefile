@@ -2,7 +2,8 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
+STAMP   := $(VENV)/.installed-test
+BASE    := $(VENV)/.installed-base
 OUT     ?= runs/demo
 
 .PHONY: demo test bench lint typecheck pytest sysdeps clean help
@@ -16,14 +17,21 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# demo needs only the core dependencies
+$(BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(BASE)
+
+# tests need system packages first (libvirt-python builds against libvirt-dev)
+$(STAMP): pyproject.toml scripts/sysdeps/*.txt | $(BIN)/python
+	bash scripts/install-sysdeps.sh
 	$(BIN)/pip install -q -e ".[test]"
-	touch $(STAMP)
+	touch $(STAMP) $(BASE)
 
 sysdeps:
 	@bash scripts/install-sysdeps.sh
 
-demo: $(STAMP)
+demo: $(BASE)
 	$(BIN)/dvms demo --out $(OUT)
 
 lint: $(STAMP)
