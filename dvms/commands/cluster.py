@@ -1,0 +1,71 @@
+"""``dvms cluster``: a local real cluster (namespaces + private libvirtd + TCG guests).
+
+    dvms cluster up --hosts N --vms-per-host K [--delay-ms D] [--workdir DIR]
+    dvms cluster load VM PERCENT
+    dvms cluster status
+    dvms cluster down
+
+Needs root. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run"]
+
+DEFAULT_WORKDIR = "/var/tmp/dvms-cluster"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "cluster", help="a local real cluster: libvirtd per network namespace, TCG guests",
+        description="Build, drive and tear down a local real cluster (needs root).")
+    parser.add_argument("--workdir", type=Path, default=Path(DEFAULT_WORKDIR),
+                        help=f"state, daemon dirs, serial logs (default {DEFAULT_WORKDIR})")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p_up = sub.add_parser("up", help="create hosts and guests")
+    p_up.add_argument("--hosts", type=int, required=True)
+    p_up.add_argument("--vms-per-host", type=int, required=True)
+    p_up.add_argument("--delay-ms", type=float, default=0.0,
+                      help="one-way delay between any two hosts (tc netem)")
+    p_up.add_argument("--memory-mib", type=int, default=96)
+    p_up.add_argument("--workload", default="spin", help="idle | spin | dirty (default spin)")
+    p_up.add_argument("--load", type=float, default=20.0,
+                      help="initial CPU cap of each guest, percent of a core (default 20)")
+    p_up.add_argument("--subnet", default="10.213.0.0/24")
+    p_load = sub.add_parser("load", help="set a guest's CPU cap (percent of a core)")
+    p_load.add_argument("vm")
+    p_load.add_argument("percent", type=float)
+    sub.add_parser("status", help="hosts and guests, as JSON")
+    sub.add_parser("down", help="remove everything (safe to repeat)")
+    for p in (p_up, p_load):
+        p.add_argument("--workdir", type=Path, default=argparse.SUPPRESS)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from deploy import cluster  # libvirt is imported only when the command runs
+
+    cluster.require_root()
+    workdir: Path = args.workdir
+    if args.action == "up":
+        spec = cluster.ClusterSpec(hosts=args.hosts, vms_per_host=args.vms_per_host,
+                                   delay_ms=args.delay_ms, memory_mib=args.memory_mib,
+                                   workload=args.workload, load=args.load, subnet=args.subnet)
+        state = cluster.up(spec, workdir)
+        print(f"cluster up in {state.workdir}: {len(state.hosts)} hosts, {len(state.vms)} guests")
+        for host in state.hosts:
+            print(f"  {host.name} {host.ip} {host.uri}")
+    elif args.action == "load":
+        where = cluster.set_load(workdir, args.vm, args.percent)
+        print(f"{args.vm} on {where}: capped at {args.percent:g}% of a core")
+    elif args.action == "status":
+        print(json.dumps(cluster.status(workdir), indent=1, sort_keys=True))
+    elif args.action == "down":
+        removed = cluster.down(workdir)
+        print("removed: " + (", ".join(removed) if removed else "nothing (no cluster)"))
+    return 0
