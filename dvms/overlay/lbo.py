@@ -1,0 +1,187 @@
+"""LBO: the Locality-Based Overlay — the closest node to the initiator, by Vivaldi.
+
+Each node keeps a close-node table: the ``table_size`` (default 100, as DVMS) nodes closest
+to itself by estimated RTT among every coordinate it observed (its own pings, gossiped peer
+samples). ``next_outside(members, initiator)`` returns the table entry closest to the
+*initiator*'s coordinate that is not a member and not dead. The initiator's coordinate must
+have been observed (the DVMS protocol carries it in the partition and calls
+``observe(initiator, coordinate)`` first); unknown, this node's own coordinate is used.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Collection
+
+import numpy as np
+
+from dvms.vivaldi import Coordinate
+from dvms.vivaldi.batch import PackedCoordinates, distances
+from peeractor import NodeId
+
+__all__ = ["LboOverlay"]
+
+
+class LboOverlay:
+    """Closest node to the initiator outside the partition, from a close-node table."""
+
+    name = "lbo"
+
+    def __init__(self, node: NodeId, *, table_size: int = 100, recent_size: int = 64) -> None:
+        """``recent_size``: how many other observed coordinates (not in the table) are kept
+        for initiator look-ups and as a fallback."""
+        if table_size < 1:
+            raise ValueError(f"table_size must be >= 1, got {table_size}")
+        if recent_size < 0:
+            raise ValueError(f"recent_size must be >= 0, got {recent_size}")
+        self.node = node
+        self.table_size = table_size
+        self.recent_size = recent_size
+        self.own: Coordinate | None = None
+        self.dead: set[NodeId] = set()
+        self._slots: list[NodeId | None] = []
+        self._slot_of: dict[NodeId, int] = {}
+        self._coords: list[Coordinate | None] = []
+        self._vecs = np.zeros((0, 0))
+        self._heights = np.zeros(0)
+        self._adjust = np.zeros(0)
+        self._dist = np.zeros(0)
+        self._stale = False
+        self._recent: OrderedDict[NodeId, Coordinate] = OrderedDict()
+
+    def table(self) -> dict[NodeId, Coordinate]:
+        """The close-node table: node → last observed coordinate (sorted by node)."""
+        out = {n: c for n, c in zip(self._slots, self._coords, strict=True) if n and c}
+        return dict(sorted(out.items()))
+
+    def close_nodes(self, k: int | None = None) -> list[NodeId]:
+        """Live table entries, closest to this node first (ties by name)."""
+        self._refresh()
+        pairs = [
+            (float(self._dist[i]), n)
+            for i, n in enumerate(self._slots)
+            if n is not None and n not in self.dead
+        ]
+        return [n for _, n in sorted(pairs)[:k]]
+
+    def coordinate_of(self, node: NodeId) -> Coordinate | None:
+        """The last coordinate observed for ``node``, if still remembered."""
+        if node == self.node:
+            return self.own
+        slot = self._slot_of.get(node)
+        if slot is not None:
+            return self._coords[slot]
+        return self._recent.get(node)
+
+    def observe(
+        self, node: NodeId, coordinate: Coordinate | None = None, *, direct: bool = False
+    ) -> None:
+        """Learn ``node``'s coordinate; keep it in the table if it is among the closest."""
+        if direct:
+            self.dead.discard(node)
+        if coordinate is None:
+            return
+        if node == self.node:
+            self.own = coordinate
+            self._stale = True
+            return
+        if self.recent_size:
+            self._recent[node] = coordinate
+            self._recent.move_to_end(node)
+            if len(self._recent) > self.recent_size:
+                self._recent.popitem(last=False)
+        if node in self.dead:
+            return
+        self._ensure_arrays(len(coordinate.vec))
+        slot = self._slot_of.get(node)
+        if slot is None:
+            slot = self._free_slot()
+            if slot is None:
+                self._refresh()
+                far = int(np.argmax(self._dist))
+                if self._distance_from_own(coordinate) >= self._dist[far]:
+                    return
+                self._evict(far)
+                slot = far
+        self._put(slot, node, coordinate)
+
+    def mark_dead(self, node: NodeId) -> None:
+        """Forget ``node`` in the table and never propose it until heard from directly."""
+        self.dead.add(node)
+        slot = self._slot_of.get(node)
+        if slot is not None:
+            self._evict(slot)
+
+    def next_outside(self, members: Collection[NodeId], initiator: NodeId) -> NodeId | None:
+        """The live table entry closest to the initiator, outside ``members``."""
+        excluded = set(members)
+        excluded.add(self.node)
+        origin = self.coordinate_of(initiator) or self.own
+        mask = np.array(
+            [n is None or n in excluded or n in self.dead for n in self._slots], dtype=bool
+        )
+        if not mask.all():
+            if origin is None:
+                return min(n for n, m in zip(self._slots, mask, strict=True) if not m and n)
+            packed = PackedCoordinates(self._vecs, self._heights, self._adjust)
+            dist = distances(origin, packed)
+            dist[mask] = np.inf
+            best = float(dist.min())
+            return min(n for n, d in zip(self._slots, dist, strict=True) if d == best and n)
+        # fall back on recently observed nodes outside the table
+        fallback = [
+            (origin.distance_to(c) if origin is not None else 0.0, n)
+            for n, c in self._recent.items()
+            if n not in excluded and n not in self.dead
+        ]
+        return min(fallback)[1] if fallback else None
+
+    # -- table storage -------------------------------------------------------------
+    def _ensure_arrays(self, dims: int) -> None:
+        if self._vecs.shape[1] == dims:
+            return
+        if self._slot_of:
+            raise ValueError(f"coordinate of {dims} dimensions, table has {self._vecs.shape[1]}")
+        n = self.table_size
+        self._vecs = np.zeros((n, dims))
+        self._heights = np.zeros(n)
+        self._adjust = np.zeros(n)
+        self._dist = np.full(n, np.inf)
+        self._slots = [None] * n
+        self._coords = [None] * n
+
+    def _free_slot(self) -> int | None:
+        if len(self._slot_of) >= self.table_size:
+            return None
+        return self._slots.index(None)
+
+    def _put(self, slot: int, node: NodeId, coordinate: Coordinate) -> None:
+        self._slots[slot] = node
+        self._slot_of[node] = slot
+        self._coords[slot] = coordinate
+        self._vecs[slot] = coordinate.vec
+        self._heights[slot] = coordinate.height
+        self._adjust[slot] = coordinate.adjustment
+        self._dist[slot] = self._distance_from_own(coordinate)
+
+    def _evict(self, slot: int) -> None:
+        node = self._slots[slot]
+        if node is not None:
+            del self._slot_of[node]
+        self._slots[slot] = None
+        self._coords[slot] = None
+        self._dist[slot] = np.inf
+
+    def _distance_from_own(self, coordinate: Coordinate) -> float:
+        return np.inf if self.own is None else self.own.distance_to(coordinate)
+
+    def _refresh(self) -> None:
+        """Recompute cached distances from this node after its own coordinate moved."""
+        if not self._stale or self.own is None or not self._slots:
+            return
+        self._stale = False
+        packed = PackedCoordinates(self._vecs, self._heights, self._adjust)
+        dist = distances(self.own, packed)
+        empty = np.array([n is None for n in self._slots], dtype=bool)
+        dist[empty] = np.inf
+        self._dist = dist

@@ -1,0 +1,163 @@
+"""The Vivaldi client: one node's coordinate, updated from RTT observations.
+
+The algorithm is Serf's form of Dabek et al. 2004 (see ``VivaldiConfig`` for references):
+
+1. ``rtt`` ← moving median of the last ``latency_filter_size`` samples to this peer;
+2. ``w = e_i/(e_i+e_j)``; ``e_i ← ce·w·|dist−rtt|/rtt + e_i·(1−ce·w)`` (capped);
+3. move by ``cc·w·(rtt−dist)`` along the unit vector from the peer (a random direction
+   when the points coincide); the height moves in proportion;
+4. adjustment = Σ(rtt − raw distance) over the window / (2·window);
+5. gravity: a force ``−(‖x‖/rho)²`` towards the origin;
+6. a coordinate that became NaN/Inf is reset to the origin and counted.
+
+The client knows nothing of the network: the caller measures the RTT and passes it in.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from dvms.vivaldi.config import VivaldiConfig
+from dvms.vivaldi.coordinate import Coordinate, InvalidCoordinate, InvalidRtt
+
+__all__ = ["ClientStats", "VivaldiClient"]
+
+ZERO_THRESHOLD = 1.0e-6
+"""Distances and RTTs below this (seconds) count as zero (Serf)."""
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters of unusual events during updates."""
+
+    resets: int = 0
+    """Times the coordinate became NaN/Inf and was reset to the origin."""
+    zero_rtts: int = 0
+    """RTT samples of exactly 0 (coarse clocks); used, clamped to 1 µs."""
+    updates: int = 0
+    """Accepted observations."""
+
+
+class VivaldiClient:
+    """A node's Vivaldi coordinate and the state needed to update it."""
+
+    def __init__(self, config: VivaldiConfig | None = None, rng: random.Random | None = None):
+        """``rng`` draws the random directions used when two coordinates coincide."""
+        self.config = config = config or VivaldiConfig()
+        self.rng = rng if rng is not None else random.Random(0)
+        self.stats = ClientStats()
+        self._origin = Coordinate.origin(config)
+        self._coord = self._origin
+        self._adjust = [0.0] * config.adjustment_window
+        self._adjust_index = 0
+        self._filters: dict[str, list[float]] = {}
+
+    @property
+    def coordinate(self) -> Coordinate:
+        """The current coordinate (immutable)."""
+        return self._coord
+
+    def set_coordinate(self, coordinate: Coordinate) -> None:
+        """Force the coordinate (e.g. restored from a previous run)."""
+        self._check(coordinate)
+        self._coord = coordinate
+
+    def forget(self, peer_id: str) -> None:
+        """Drop the latency-filter samples kept for ``peer_id``."""
+        self._filters.pop(peer_id, None)
+
+    def distance_to(self, coordinate: Coordinate) -> float:
+        """Estimated RTT from this node to the node at ``coordinate`` (seconds)."""
+        return self._coord.distance_to(coordinate)
+
+    def update(self, peer_id: str, peer_coordinate: Coordinate, rtt_s: float) -> Coordinate:
+        """Fold one RTT observation to ``peer_id`` in; return the new coordinate.
+
+        Raises ``InvalidRtt`` for an RTT < 0, > ``rtt_max`` or NaN, ``InvalidCoordinate``
+        for an incompatible or non-finite peer coordinate; the state is unchanged then.
+        """
+        self._check(peer_coordinate)
+        if not 0.0 <= rtt_s <= self.config.rtt_max:  # also rejects NaN
+            raise InvalidRtt(rtt_s, self.config.rtt_max)
+        if rtt_s == 0.0:
+            self.stats.zero_rtts += 1
+        rtt = self._filter(peer_id, float(rtt_s))
+        self._update_vivaldi(peer_coordinate, rtt)
+        self._update_adjustment(peer_coordinate, rtt)
+        self._update_gravity()
+        if not self._coord.is_valid():
+            self.stats.resets += 1
+            self._coord = self._origin
+        self.stats.updates += 1
+        return self._coord
+
+    def _check(self, other: Coordinate) -> None:
+        if len(other.vec) != self.config.dimensionality:
+            raise InvalidCoordinate(
+                f"peer coordinate has {len(other.vec)} dimensions, "
+                f"this client {self.config.dimensionality}"
+            )
+        if not other.is_valid():
+            raise InvalidCoordinate(f"peer coordinate is not finite: {other}")
+
+    def _filter(self, peer_id: str, rtt: float) -> float:
+        samples = self._filters.get(peer_id)
+        if samples is None:
+            samples = self._filters[peer_id] = []
+        samples.append(rtt)
+        if len(samples) > self.config.latency_filter_size:
+            del samples[0]
+        if len(samples) == 1:
+            return rtt
+        return sorted(samples)[len(samples) // 2]
+
+    def _apply_force(self, force: float, other: Coordinate) -> None:
+        """Move by ``force`` seconds away from ``other`` (towards it when negative)."""
+        me = self._coord
+        diff = [a - b for a, b in zip(me.vec, other.vec, strict=True)]
+        mag = math.hypot(*diff)
+        height = me.height
+        if mag > ZERO_THRESHOLD:
+            scale = force / mag
+            vec = tuple(a + d * scale for a, d in zip(me.vec, diff, strict=True))
+            height = max(height + (height + other.height) * force / mag, self.config.height_min)
+        else:
+            unit = self._random_unit()
+            vec = tuple(a + u * force for a, u in zip(me.vec, unit, strict=True))
+        self._coord = Coordinate(vec, height, me.error, me.adjustment)
+
+    def _random_unit(self) -> list[float]:
+        ret = [self.rng.random() - 0.5 for _ in range(self.config.dimensionality)]
+        mag = math.hypot(*ret)
+        if mag > ZERO_THRESHOLD:
+            return [v / mag for v in ret]
+        ret = [0.0] * self.config.dimensionality
+        ret[0] = 1.0
+        return ret
+
+    def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
+        cfg, me = self.config, self._coord
+        dist = me.distance_to(other)
+        rtt = max(rtt, ZERO_THRESHOLD)
+        wrongness = abs(dist - rtt) / rtt
+        total = max(me.error + other.error, ZERO_THRESHOLD)
+        weight = me.error / total
+        error = min(cfg.ce * weight * wrongness + me.error * (1.0 - cfg.ce * weight), cfg.error_max)
+        self._coord = Coordinate(me.vec, me.height, error, me.adjustment)
+        self._apply_force(cfg.cc * weight * (rtt - dist), other)
+
+    def _update_adjustment(self, other: Coordinate, rtt: float) -> None:
+        window = self.config.adjustment_window
+        if window == 0:
+            return
+        self._adjust[self._adjust_index] = rtt - self._coord.raw_distance_to(other)
+        self._adjust_index = (self._adjust_index + 1) % window
+        me = self._coord
+        adjustment = math.fsum(self._adjust) / (2.0 * window)
+        self._coord = Coordinate(me.vec, me.height, me.error, adjustment)
+
+    def _update_gravity(self) -> None:
+        dist = self._origin.distance_to(self._coord)
+        self._apply_force(-((dist / self.config.gravity_rho) ** 2), self._origin)
