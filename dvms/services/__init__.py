@@ -1,0 +1,3 @@
+"""Node services (behaviours) that run on every node: monitor, vivaldi, centralised scheduler."""
+
+__all__: list[str] = []

@@ -1,0 +1,152 @@
+"""The monitor: watches its node's hypervisor and reports overload to the scheduler.
+
+``Monitor`` (service name ``"monitor"``) reads the node's :class:`~dvms.hypervisor.Hypervisor`
+and tells a target service (default ``(node, "dvms")``) about the host's state:
+
+- ``HostOverloaded`` whenever it observes the host overloaded: the CPU demand of its VMs
+  exceeds the CPU capacity, or their memory exceeds the host's memory. Sent on *every*
+  observation while overloaded (each demand change in push mode, each poll in polling
+  mode), so the receiver always has the latest figures and may treat it as a reminder.
+- ``HostNormal`` once, when the host goes back from overloaded to normal.
+
+Two ways to observe:
+
+- push (``period_s=None`` and ``hypervisor.watch(...)`` returns True, as simulated hosts
+  do): the hypervisor sends ``HypervisorChanged`` on every demand change; no timer at all
+  (polling 10,000 hosts every second would cost 36M events per simulated hour);
+- polling (``period_s`` given, or the hypervisor cannot push): a check every ``period_s``
+  seconds (``DEFAULT_POLL_S`` when the hypervisor cannot push and no period was given).
+
+In both modes the host is also checked once at start.
+"""
+
+from __future__ import annotations
+
+from dvms.hypervisor import Hypervisor, HypervisorChanged
+from peeractor import Address, Behaviour, NodeId, Timer, message
+
+__all__ = [
+    "DEFAULT_POLL_S",
+    "HostNormal",
+    "HostOverloaded",
+    "Monitor",
+    "MonitorTick",
+    "host_demand",
+]
+
+DEFAULT_POLL_S = 1.0
+"""Polling period (s) used when the hypervisor cannot push and no period was given."""
+
+TOLERANCE = 1e-6
+"""CPU slack (percent of a core) under which a float sum counts as within capacity."""
+
+
+@message("monitor.HostOverloaded")
+class HostOverloaded:
+    """The host's VMs want more than it has (CPU or memory)."""
+
+    node: NodeId
+    """The overloaded host."""
+    cpu_demand: float
+    """Sum of its VMs' CPU demand, percent of a core."""
+    cpu_capacity: float
+    """CPU available to VMs, percent of a core."""
+    mem_demand_mib: int
+    """Sum of its VMs' memory, MiB."""
+    memory_mib: int
+    """Memory available to VMs, MiB."""
+
+
+@message("monitor.HostNormal")
+class HostNormal:
+    """The host is back within capacity (sent once after being overloaded)."""
+
+    node: NodeId
+
+
+@message("monitor.Tick")
+class MonitorTick:
+    """The polling timer (self-message)."""
+
+
+def host_demand(hypervisor: Hypervisor) -> tuple[float, int]:
+    """(CPU demand, memory MiB) summed over the VMs the hypervisor lists now.
+
+    A hypervisor that keeps these sums itself may offer ``demand_totals() -> (cpu, mem)``
+    (the simulated one does: O(1) instead of one ``VMSample`` per VM per check).
+    """
+    totals = getattr(hypervisor, "demand_totals", None)
+    if totals is not None:
+        cpu_mem: tuple[float, int] = totals()
+        return cpu_mem
+    cpu = 0.0
+    mem = 0
+    for vm in hypervisor.vms():
+        cpu += vm.cpu_demand
+        mem += vm.memory_mib
+    return cpu, mem
+
+
+class Monitor(Behaviour):
+    """Reports ``HostOverloaded``/``HostNormal`` for its node to ``target``."""
+
+    name = "monitor"
+
+    def __init__(
+        self,
+        hypervisor: Hypervisor,
+        period_s: float | None = None,
+        target: Address | None = None,
+    ) -> None:
+        if period_s is not None and not period_s > 0:
+            raise ValueError(f"monitor: period_s={period_s!r} must be > 0 or None (push)")
+        self.hypervisor = hypervisor
+        self.period_s = period_s
+        self._target = target
+        self.overloaded = False
+        """Whether the last observation found the host overloaded."""
+        self.checks = 0
+        """Observations made so far."""
+        self.pushed = False
+        """True when the hypervisor pushes changes (no polling timer)."""
+        self._timer: Timer | None = None
+
+    @property
+    def target(self) -> Address:
+        return self._target if self._target is not None else (self.node, "dvms")
+
+    def on_start(self) -> None:
+        if self.period_s is None:
+            self.pushed = self.hypervisor.watch(self.address)
+        if not self.pushed:
+            period = self.period_s if self.period_s is not None else DEFAULT_POLL_S
+            self.period_s = period
+            self._timer = self.schedule(period, MonitorTick())
+        self.check()
+
+    def on_receive(self, message: object) -> None:
+        if isinstance(message, HypervisorChanged):
+            self.check()
+        elif isinstance(message, MonitorTick):
+            assert self.period_s is not None
+            self._timer = self.schedule(self.period_s, MonitorTick())
+            self.check()
+
+    def on_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def check(self) -> None:
+        """Observe the host now and report to the target if needed."""
+        self.checks += 1
+        capacity = self.hypervisor.capacity()
+        cpu, mem = host_demand(self.hypervisor)
+        if cpu > capacity.cpu + TOLERANCE or mem > capacity.memory_mib:
+            self.overloaded = True
+            self.send(
+                self.target,
+                HostOverloaded(self.node, cpu, capacity.cpu, mem, capacity.memory_mib),
+            )
+        elif self.overloaded:
+            self.overloaded = False
+            self.send(self.target, HostNormal(self.node))

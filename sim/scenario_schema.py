@@ -1,0 +1,385 @@
+"""The scenario's sections: frozen dataclasses whose fields document and bound themselves.
+
+Each field is declared with ``option(default, doc, lo=..., hi=..., choices=...)``;
+``parse_section`` checks a TOML table against the dataclass (unknown keys, types, ranges)
+and raises ``InputError("<section>.<key> = <value>: must be ...")`` on the first bad field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from dvms.errors import InputError
+
+__all__ = [
+    "CrashAt",
+    "FaultsConfig",
+    "InfrastructureConfig",
+    "LinkCut",
+    "LoadConfig",
+    "MigrationConfig",
+    "MonitorConfig",
+    "OverlayConfig",
+    "PowerConfig",
+    "RunConfig",
+    "SchedulerConfig",
+    "TraceConfig",
+    "VivaldiSection",
+    "option",
+    "parse_section",
+    "toml_value",
+]
+
+
+def option(
+    default: Any,
+    doc: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A documented, bounded dataclass field."""
+    meta: dict[str, Any] = {"doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open}
+    meta["choices"] = choices
+    if isinstance(default, tuple):
+        return dataclasses.field(default_factory=lambda: default, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class Section:
+    """Mixin: ``to_dict`` in field order (tuples → lists, nested sections → tables)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Section):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Section):
+    seed: int = option(1, "Seed of every random choice of the run.", lo=0, hi=2**63 - 1)
+    duration_s: float = option(3600.0, "Simulated duration (s).", lo=0, lo_open=True)
+    name: str = option("", "Run name: default output directory runs/<name> (empty: a timestamp).")
+
+
+@dataclasses.dataclass(frozen=True)
+class InfrastructureConfig(Section):
+    sites: str | tuple[str, ...] = option(
+        "grid5000",
+        "A preset ('grid5000', 'wide-area') or a list of site names from the presets.",
+    )
+    hosts: int = option(256, "Number of hosts, spread evenly over the sites.", lo=1, hi=1_000_000)
+    vms_per_host: int = option(10, "VMs per host (total VMs = hosts × this).", lo=0, hi=10_000)
+    placement: str = option(
+        "round-robin",
+        "Initial placement: round-robin (VM i on host i mod hosts), fill (pack hosts in "
+        "order up to their memory), balanced (each VM on the least CPU-loaded host).",
+        choices=("round-robin", "fill", "balanced"),
+    )
+    host_cores: int = option(8, "Cores per host.", lo=1, hi=4096)
+    host_cpu_capacity: float = option(
+        700.0,
+        "CPU available to VMs, percent of a core (VMPlaceS: 8 cores, one kept).",
+        lo=0,
+        lo_open=True,
+    )
+    host_memory_mib: int = option(32768, "Host memory available to VMs (MiB).", lo=1)
+    host_nic_bps: float = option(125e6, "Host NIC bandwidth (bytes/s; 1 Gb/s).", lo=0, lo_open=True)
+    vm_vcpus: int = option(1, "vCPUs per VM.", lo=1, hi=4096)
+    vm_memory_mib: int = option(1024, "VM memory (MiB).", lo=1)
+    vm_intensity_min: float = option(
+        0.1, "Lowest memory-dirtying intensity (fraction), drawn uniformly per VM.", lo=0, hi=1
+    )
+    vm_intensity_max: float = option(0.8, "Highest memory-dirtying intensity.", lo=0, hi=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadConfig(Section):
+    mode: str = option(
+        "poisson",
+        "poisson (random load events) or replay (from replay_file).",
+        choices=("poisson", "replay"),
+    )
+    period_s: float = option(
+        300.0,
+        "Mean time between load changes of one VM (s): total rate = VMs / period.",
+        lo=0,
+        lo_open=True,
+    )
+    distribution: str = option(
+        "normal",
+        "Load distribution: normal(mean, sd), or uniform with the same mean and sd.",
+        choices=("normal", "uniform"),
+    )
+    mean: float = option(60.0, "Mean load (percent of a core).", lo=0)
+    sd: float = option(20.0, "Standard deviation of the load.", lo=0)
+    slot: float = option(10.0, "Loads are rounded to multiples of this (0: no rounding).", lo=0)
+    max_per_vcpu: float = option(
+        100.0, "Load cap per vCPU (percent of a core).", lo=0, lo_open=True
+    )
+    initial: str = option(
+        "draw",
+        "Initial loads at t=0: draw (same distribution) or zero.",
+        choices=("draw", "zero"),
+    )
+    replay_file: str = option("", "CSV (t,vm,load) or JSONL ({t, vm, load}) load trace.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerConfig(Section):
+    name: str = option("centralized", "none, centralized, or another registered scheduler.")
+    period_s: float = option(30.0, "Centralised scheduler period (s).", lo=0, lo_open=True)
+    planner: str = option("repair", "Planner: repair or cpsat.", choices=("repair", "cpsat"))
+    cost: str = option(
+        "exact-model",
+        "Solve time charged to the clock: exact-model (deterministic) or measured (wall).",
+        choices=("exact-model", "measured"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OverlayConfig(Section):
+    name: str = option(
+        "lbo", "Overlay for DVMS: lbo, ring or random.", choices=("lbo", "ring", "random")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorConfig(Section):
+    mode: str = option(
+        "push",
+        "push (the hypervisor notifies every demand change) or poll.",
+        choices=("push", "poll"),
+    )
+    period_s: float = option(1.0, "Polling period (s) in poll mode.", lo=0, lo_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerConfig(Section):
+    idle_w: float = option(100.0, "Power of an idle host (W).", lo=0)
+    max_w: float = option(200.0, "Power of a fully used host (W).", lo=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrationConfig(Section):
+    downtime_s: float = option(
+        0.03, "Stop-and-copy starts when the rest fits this downtime (s).", lo=0, lo_open=True
+    )
+    dirty_cap: float = option(
+        0.9, "Cap on pages dirtied during one round, fraction of RAM.", lo=0, hi=1
+    )
+    max_rounds: int = option(30, "Pre-copy rounds at most before stop-and-copy.", lo=0, hi=1000)
+    dirty_reference_bps: float = option(
+        125e6,
+        "Dirty rate of a fully busy VM with intensity 1 (bytes/s; SimGrid: migration speed).",
+        lo=0,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CrashAt(Section):
+    t: float = option(0.0, "Time of the crash (s).", lo=0)
+    host: str = option("", "Host that crashes (e.g. h0003).")
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkCut(Section):
+    t: float = option(0.0, "Time of the cut (s).", lo=0)
+    a: str = option("", "A host or a site.")
+    b: str = option("", "A host or a site (every pair between a and b is cut).")
+    duration_s: float = option(0.0, "Heal after this long (0: never).", lo=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultsConfig(Section):
+    crash_rate_per_host_h: float = option(
+        0.0, "Random host crashes: rate per host per hour (exponential).", lo=0
+    )
+    crashes: tuple[CrashAt, ...] = option((), "Scheduled crashes: [{t = 100.0, host = 'h0003'}].")
+    loss_rate: float = option(0.0, "Probability that a message is lost.", lo=0, hi=1, hi_open=True)
+    link_cuts: tuple[LinkCut, ...] = option(
+        (), "Scheduled link cuts: [{t = 10.0, a = 'h0001', b = 'lyon', duration_s = 60.0}]."
+    )
+    link_cut_rate_h: float = option(
+        0.0, "Random link cuts between two random hosts: rate per hour.", lo=0
+    )
+    link_cut_duration_s: float = option(60.0, "Duration of a random link cut (s).", lo=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceConfig(Section):
+    compress: bool = option(True, "Write events.jsonl.gz (else events.jsonl).")
+    load_events: bool = option(True, "Write one 'load' event per load change.")
+    power_period_s: float = option(60.0, "Period of 'power' samples (s).", lo=0, lo_open=True)
+    coord_period_s: float = option(
+        300.0, "Period of 'vivaldi.coord' samples per node (s).", lo=0, lo_open=True
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class VivaldiSection(Section):
+    """``enabled`` plus any field of the Vivaldi service's config, passed through."""
+
+    enabled: bool = option(True, "Run the Vivaldi service on every host.")
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, **{k: _plain(v) for k, v in self.options.items()}}
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> VivaldiSection:
+        rest = {k: v for k, v in table.items() if k != "enabled"}
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise InputError(f"vivaldi.enabled = {enabled!r}: must be true or false")
+        section = cls(enabled, rest)
+        section.service_config()
+        return section
+
+    def service_config(self) -> Any:
+        """The Vivaldi service config built from ``options`` (checked field by field)."""
+        try:
+            module = importlib.import_module("dvms.services.vivaldi")
+            config_class: type[Any] = module.VivaldiServiceConfig
+        except (ImportError, AttributeError):  # not built yet
+            if self.options:
+                key = sorted(self.options)[0]
+                raise InputError(f"vivaldi.{key}: unknown key; allowed: enabled") from None
+            return None
+        return parse_section("vivaldi", config_class, self.options)
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _allowed(meta: Mapping[str, Any], kind: str) -> str:
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and hi is not None:
+        left = "(" if meta.get("lo_open") else "["
+        right = ")" if meta.get("hi_open") else "]"
+        return f"{kind} in {left}{_num(lo)}, {_num(hi)}{right}"
+    if lo is not None:
+        return f"{kind} {'>' if meta.get('lo_open') else '>='} {_num(lo)}"
+    if hi is not None:
+        return f"{kind} {'<' if meta.get('hi_open') else '<='} {_num(hi)}"
+    return kind
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def _convert(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    def bad(what: str) -> InputError:
+        return InputError(f"{name} = {value!r}: must be {what}")
+
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int or tp is float:
+        kind = "an integer" if tp is int else "a number"
+        ok = isinstance(value, int) if tp is int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok or (tp is float and not math.isfinite(value)):
+            raise bad(_allowed(meta, kind))
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+            raise bad(_allowed(meta, kind))
+        if hi is not None and (value > hi or (meta.get("hi_open") and value == hi)):
+            raise bad(_allowed(meta, kind))
+        return float(value) if tp is float else value
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise bad("one of " + ", ".join(repr(c) for c in choices))
+        return value
+    args = typing.get_args(tp)
+    if type(None) in args and len(args) == 2:  # X | None: TOML has no null, so an X
+        return _convert(name, value, next(a for a in args if a is not type(None)), meta)
+    if origin is tuple and args and dataclasses.is_dataclass(args[0]):
+        if not isinstance(value, list):
+            raise bad("a list of tables")
+        item_cls = typing.cast(type[Any], args[0])
+        return tuple(parse_section(f"{name}[{i}]", item_cls, v) for i, v in enumerate(value))
+    if str in args and any(typing.get_origin(a) is tuple for a in args):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise bad("a preset name or a non-empty list of site names")
+    # another package's config type we do not model: its constructor validates it
+    return tuple(value) if isinstance(value, list) else value
+
+
+def parse_section(section: str, cls: type[Any], table: Any) -> Any:
+    """Build ``cls`` from a TOML table, naming the first bad field in an ``InputError``."""
+    if not isinstance(table, Mapping):
+        raise InputError(f"[{section}]: must be a table, got {table!r}")
+    from_table = getattr(cls, "from_table", None)
+    if from_table is not None:
+        return from_table(table)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        f = fields.get(key)
+        if f is None or not f.init:
+            allowed = ", ".join(n for n, x in fields.items() if x.init)
+            raise InputError(f"{section}.{key}: unknown key; allowed: {allowed}")
+        values[key] = _convert(f"{section}.{key}", value, hints[key], f.metadata)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"[{section}]: {exc}") from None
+
+
+def toml_value(value: Any) -> str:
+    """A TOML literal for a bool, number, string, list or table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot write {value!r} to TOML")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, Section):
+        return toml_value(value.to_dict())
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
