@@ -264,6 +264,8 @@ def down(workdir: Path = DEFAULT_WORKDIR) -> list[str]:
                 pass
         if host.alive():
             removed.append(f"libvirtd {host.name}")
+            host.terminate()
+    for host in state.hosts:
         host.stop()
         if kill_cgroup(host.cgroup):
             removed.append(f"processes in {host.cgroup}")

@@ -212,6 +212,13 @@ class LibvirtdHost:
             shutil.copytree(caps, tmp)
             tmp.replace(CAPS_CACHE)
 
+    def terminate(self) -> None:
+        """SIGTERM the daemon without waiting (``stop`` waits)."""
+        pid = self.pid()
+        if pid is not None and self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM the daemon, SIGKILL after ``timeout_s``; no error if it is gone."""
         pid = self.pid()
