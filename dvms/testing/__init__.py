@@ -1,0 +1,9 @@
+"""The invariant test kit: check your own scheduler or protocol change against our invariants.
+
+- ``check_plan`` / ``check_plan_parallel`` / ``PlanViolation`` (``dvms.testing.plans``);
+- hypothesis strategies in ``dvms.testing.strategies`` (import it directly; needs hypothesis).
+"""
+
+from dvms.testing.plans import PlanViolation, check_plan, check_plan_parallel
+
+__all__ = ["PlanViolation", "check_plan", "check_plan_parallel"]
