@@ -1,0 +1,400 @@
+"""``SimRuntime``: behaviours on simpy's clock, one thread, no thread or process per actor.
+
+Each node is a ``SimPeer``, a pykka ``Actor`` whose inbox is simpy's event queue: a
+message in flight is a pykka ``Envelope`` that is also a simpy event (``_Letter``),
+scheduled at ``now + latency`` and dispatched by the event's callback. Local messages
+(between services of one node) go through the queue with zero delay, FIFO. Events at the
+same time run in scheduling order (simpy's sequence number), so a seed gives one history.
+Actors are not registered in pykka's global ``ActorRegistry`` (its operations are O(n)).
+
+The same code runs on ``simpy.rt.RealtimeEnvironment(factor=..., strict=False)``.
+An exception raised by a behaviour is not caught: it stops the run, out of ``run()``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pykka
+import simpy
+from pykka._envelope import Envelope
+from simpy.core import StopSimulation
+from simpy.events import EventPriority
+
+from peeractor._seed import stable_seed
+from peeractor.behaviour import Address, Behaviour, NodeId
+from peeractor.errors import PeerActorError
+from peeractor.network import ConstantLatency, NetworkModel
+from peeractor.peer import Peer, check_services
+from peeractor.stats import RuntimeStats
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pykka._actor import ActorInbox
+
+__all__ = ["DEFAULT_LATENCY_S", "SimPeer", "SimRuntime"]
+
+DEFAULT_LATENCY_S = 0.001
+"""One-way delay between two nodes when no network model is given."""
+
+_NORMAL = simpy.events.NORMAL
+_URGENT = simpy.events.URGENT
+Trace = Callable[[dict[str, Any]], None]
+
+
+class _Letter(Envelope[object]):
+    """A message in flight: a pykka envelope that is also a simpy event (slots only)."""
+
+    __slots__ = ("callbacks", "service")
+    _ok = True  # read by simpy after the callbacks ran: an event that succeeded
+
+    def __init__(self, message: object, service: str, callbacks: tuple[Any, ...]) -> None:
+        self.message = message
+        self.reply_to = None
+        self.service = service
+        self.callbacks: tuple[Any, ...] | None = callbacks
+
+
+class _Timer(_Letter):
+    """A scheduled self-message; ``cancel()`` empties its callbacks so it never fires."""
+
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        if self.callbacks is not None:
+            self.callbacks = ()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.callbacks == ()
+
+
+class _Call:
+    """A world-side callback (``call_later``) or a pykka envelope posted to a SimPeer."""
+
+    __slots__ = ("callbacks", "payload")
+    _ok = True
+
+    def __init__(self, payload: Any, callback: Callable[[Any], None]) -> None:
+        self.payload = payload
+        self.callbacks: tuple[Any, ...] | None = (callback,)
+
+
+class _SimInbox:
+    """pykka's inbox protocol over simpy: ``put`` schedules a dispatch at the current time."""
+
+    __slots__ = ("_env", "_peer")
+
+    def __init__(self) -> None:
+        self._env: simpy.Environment | None = None
+        self._peer: SimPeer | None = None
+
+    def bind(self, env: simpy.Environment, peer: SimPeer) -> None:
+        self._env = env
+        self._peer = peer
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        if self._env is None or self._peer is None:
+            raise PeerActorError("SimPeer inbox used before the peer was started")
+        schedule: Any = self._env.schedule
+        schedule(_Call(envelope, self._peer._dispatch_envelope), _NORMAL, 0)
+
+    def get(self) -> Envelope[Any]:
+        raise PeerActorError("a SimPeer's inbox is simpy's event queue: nothing to get")
+
+    def empty(self) -> bool:
+        return True
+
+
+class _SimFuture(pykka.Future[Any]):
+    """A future set by a simulated actor; ``get()`` cannot wait (nothing runs meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = False
+        self._value: Any = None
+        self._exc: BaseException | None = None
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        try:
+            return super().get(timeout=timeout)
+        except NotImplementedError:
+            pass
+        if not self._done:
+            raise pykka.Timeout("simulated future not set yet: advance the runtime first")
+        if self._exc is not None:
+            raise self._exc
+        return self._value
+
+    def set(self, value: Any | None = None) -> None:
+        self._done, self._value = True, value
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        info = exc_info if exc_info is not None else sys.exc_info()
+        self._done, self._exc = True, info[1]
+
+
+class SimPeer(Peer):
+    """A node's pykka actor dispatched by simpy's event queue (fills pykka's three hooks)."""
+
+    def __init__(self, node: NodeId, services: dict[str, Behaviour], stats: RuntimeStats) -> None:
+        super().__init__(node, services, stats)
+        self._receive_callbacks = (self._receive,)
+
+    @staticmethod
+    def _create_actor_inbox() -> ActorInbox:
+        return _SimInbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return _SimFuture()
+
+    def _start_actor_loop(self) -> None:
+        # No thread, no simpy process, no ActorRegistry: start = run on_start now.
+        self._actor_loop_setup()
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> NoReturn:
+        # Simulation: a failure nobody handles stops the run (raised out of run()).
+        assert exception_value is not None
+        raise exception_value.with_traceback(traceback)
+
+    def _receive(self, letter: _Letter) -> None:
+        """simpy callback of a message arriving at this node."""
+        if not self.alive:
+            self.stats.dropped["crashed" if self.crashed else "stopped"] += 1
+            return
+        handler = self.handlers.get(letter.service)
+        if handler is None:
+            self.stats.dropped["no-service"] += 1
+            return
+        self.stats.delivered += 1
+        handler(letter.message)
+
+    def _dispatch_envelope(self, call: _Call) -> None:
+        """simpy callback of a pykka envelope (``tell``/``ask``/proxy): one loop iteration."""
+        envelope: Envelope[Any] = call.payload
+        if self.actor_stopped.is_set():
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception(
+                    (pykka.ActorDeadError, pykka.ActorDeadError(f"{self} stopped"), None)
+                )
+            return
+        try:
+            response = self._handle_receive(envelope.message)
+        except Exception:
+            if envelope.reply_to is None:
+                raise
+            envelope.reply_to.set_exception()
+        else:
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+
+
+class _SimContext:
+    """What a behaviour on ``SimRuntime`` acts through; ``send`` is the hot path."""
+
+    __slots__ = ("_fire_callbacks", "_handler", "_peer", "_rt", "emit", "node", "now", "rng",
+                 "service")
+
+    def __init__(self, rt: SimRuntime, peer: SimPeer, behaviour: Behaviour) -> None:
+        node = peer.node
+        self._rt = rt
+        self._peer = peer
+        self.node = node
+        self.service = behaviour.name
+        self.rng = random.Random(stable_seed(rt.seed, node, behaviour.name))
+        self.now = rt.now
+        self.emit: Callable[..., None] = self._emit if rt.trace is not None else _no_emit
+        self._handler = behaviour.on_receive
+        self._fire_callbacks = (self._fire,)
+
+    def send(self, address: Address, message: object) -> None:
+        rt = self._rt
+        stats = rt.stats
+        stats.sent += 1
+        by_class = stats._by_class
+        cls = message.__class__
+        by_class[cls] = by_class.get(cls, 0) + 1
+        dst, service = address
+        if not self._peer.alive:  # world code calling into a dead node's behaviour
+            stats.dropped["crashed" if self._peer.crashed else "stopped"] += 1
+            return
+        peer = rt._peers.get(dst)
+        if peer is None:
+            stats.dropped["unknown-node"] += 1
+            return
+        if not peer.alive:
+            stats.dropped["crashed" if peer.crashed else "stopped"] += 1
+            return
+        src = self.node
+        if dst == src:
+            delay = 0.0
+        else:
+            if rt._cuts and (src, dst) in rt._cuts:
+                stats.dropped["cut"] += 1
+                return
+            latency = rt._latency(src, dst, rt._net_rng)
+            if latency is None:
+                stats.dropped["lost"] += 1
+                return
+            if latency < 0:
+                raise ValueError(f"network model gave a negative delay {latency} for {src}->{dst}")
+            delay = latency
+        rt._schedule(_Letter(message, service, peer._receive_callbacks), _NORMAL, delay)
+
+    def schedule(self, delay_s: float, message: object) -> _Timer:
+        if not delay_s >= 0:
+            raise ValueError(f"negative or NaN delay {delay_s}")
+        timer = _Timer(message, self.service, self._fire_callbacks)
+        self._rt._schedule(timer, _NORMAL, delay_s)
+        return timer
+
+    def _fire(self, timer: _Timer) -> None:
+        if self._peer.alive:
+            self._handler(timer.message)
+
+    def _emit(self, type: str, **fields: Any) -> None:
+        trace = self._rt.trace
+        if trace is not None:
+            trace({"t": self._rt.env._now, "type": type, "node": self.node, **fields})
+
+
+def _no_emit(type: str, **fields: Any) -> None:
+    """``emit`` when the runtime has no trace: nothing to do."""
+
+
+class SimRuntime:
+    """Runs behaviours on a simpy environment (virtual time, or ``RealtimeEnvironment``).
+
+    ``seed`` fixes every behaviour's rng and the network's draws; ``network`` gives each
+    message's one-way delay or loss (default: ``DEFAULT_LATENCY_S`` for every message);
+    ``trace`` receives every emitted event as ``{"t", "type", "node", **fields}``.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        env: simpy.Environment | None = None,
+        network: NetworkModel | None = None,
+        trace: Trace | None = None,
+    ) -> None:
+        self.seed = seed
+        self.env = env if env is not None else simpy.Environment()
+        self.network: NetworkModel = (
+            network if network is not None else ConstantLatency(DEFAULT_LATENCY_S)
+        )
+        self.trace = trace
+        self.stats = RuntimeStats()
+        self._peers: dict[NodeId, SimPeer] = {}
+        self._cuts: set[tuple[NodeId, NodeId]] = set()
+        self._net_rng = random.Random(stable_seed(seed, "peeractor.network"))
+        self._latency = self.network.latency
+        self._schedule: Callable[[Any, EventPriority, float], None] = self.env.schedule
+        self._running = False
+        self._stopped = False
+
+    # -- nodes -------------------------------------------------------------------------
+
+    def add_node(self, node: NodeId, services: Sequence[Behaviour]) -> None:
+        """Bind ``services`` to a new node and run their ``on_start`` now, in order."""
+        if self._stopped:
+            raise PeerActorError("runtime is stopped")
+        by_name = check_services(node, services)
+        if node in self._peers:
+            raise PeerActorError(f"node {node!r} already added")
+        peer = SimPeer(node, by_name, self.stats)
+        for service in by_name.values():
+            service.bind(_SimContext(self, peer, service))
+        peer.actor_inbox.bind(self.env, peer)  # type: ignore[attr-defined]
+        self._peers[node] = peer
+        peer._start_actor_loop()
+
+    def nodes(self) -> Iterator[NodeId]:
+        """Node ids in the order they were added."""
+        return iter(self._peers)
+
+    def peer(self, node: NodeId) -> SimPeer:
+        """The node's actor (its ``actor_ref`` works for ``tell``/``ask`` from outside)."""
+        try:
+            return self._peers[node]
+        except KeyError:
+            raise PeerActorError(f"unknown node {node!r}") from None
+
+    def is_alive(self, node: NodeId) -> bool:
+        return self.peer(node).alive
+
+    def crash(self, node: NodeId) -> None:
+        """Crash ``node`` now: its timers die, messages to it are dropped ("crashed")."""
+        self.peer(node).crash()
+
+    def cut_link(self, a: NodeId, b: NodeId) -> None:
+        """Drop ("cut") every message sent between ``a`` and ``b`` from now on, both ways."""
+        self._cuts.update(((a, b), (b, a)))
+
+    def heal_link(self, a: NodeId, b: NodeId) -> None:
+        self._cuts.difference_update(((a, b), (b, a)))
+
+    # -- the world ---------------------------------------------------------------------
+
+    def inject(self, address: Address, message: object, delay: float = 0.0) -> None:
+        """Deliver ``message`` to ``address`` after ``delay`` s, from outside any actor."""
+        if not delay >= 0:
+            raise ValueError(f"negative or NaN delay {delay}")
+        node, service = address
+        peer = self.peer(node)
+        self.stats.injected += 1
+        self._schedule(_Letter(message, service, peer._receive_callbacks), _NORMAL, delay)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` after ``delay`` s on the runtime's clock (world-side code)."""
+        if not delay >= 0:
+            raise ValueError(f"negative or NaN delay {delay}")
+        self._schedule(_Call(fn, _call_payload), _NORMAL, delay)
+
+    # -- the clock ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        return float(self.env._now)
+
+    def run(self, until: float) -> None:
+        """Process events until the clock reaches ``until`` (or ``stop()``)."""
+        if self._stopped or until <= self.env.now:
+            return
+        self._running = True
+        try:
+            self.env.run(until=until)
+        finally:
+            self._running = False
+
+    def stop(self) -> None:
+        """Stop every live node cleanly (``on_stop``) and end the current ``run()``."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for peer in self._peers.values():
+            if peer.alive:
+                peer._stop()
+        if self._running:
+            self._schedule(_Call(None, _end_run), _URGENT, 0)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+
+def _call_payload(call: _Call) -> None:
+    call.payload()
+
+
+def _end_run(call: _Call) -> None:
+    raise StopSimulation(None)
