@@ -142,12 +142,14 @@ def test_timed_out_migration_is_aborted_and_vm_stays(two_hosts: ClusterState) ->
         h1.close()
 
 
-def test_destination_daemon_stopped_vm_stays_at_source(two_hosts: ClusterState) -> None:
+def test_destination_daemon_stopped_during_migration(two_hosts: ClusterState) -> None:
     inbox = Inbox()
     h1 = hypervisor(two_hosts, "h1", inbox)
     try:
-        two_hosts.host("h0").stop()
         h1.migrate("h1-vm0", "h0", ("h1", "dvms"))
+        time.sleep(0.3)  # a migration takes seconds here
+        assert h1.migrating()
+        two_hosts.host("h0").stop()
         result = inbox.results.get(timeout=60)
         assert result.ok is False and result.reason
         assert "h1-vm0" in names(h1)
