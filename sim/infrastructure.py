@@ -242,6 +242,16 @@ class Infrastructure:
             host.cpu_demand = 0.0
         return host
 
+    def lost_vms(self) -> int:
+        """VMs on no host or listed on several (must be 0)."""
+        count: dict[str, int] = {}
+        for host in self.hosts:
+            for vm_id in host.vms:
+                count[vm_id] = count.get(vm_id, 0) + 1
+        return sum(1 for vm in self.vms if count.get(vm.id, 0) != 1) + sum(
+            1 for vm_id in count if vm_id not in self.vm_by_id
+        )
+
     def check(self) -> list[str]:
         """Invariant pass: every VM on exactly one host, sums right, memory within capacity.
 

@@ -188,7 +188,22 @@ class MigrationConfig(Section):
     dirty_cap: float = option(
         0.9, "Cap on pages dirtied during one round, fraction of RAM.", lo=0, hi=1
     )
-    max_rounds: int = option(30, "Pre-copy rounds at most before stop-and-copy.", lo=0, hi=1000)
+    max_rounds: int = option(
+        29, "Pre-copy rounds at most before stop-and-copy (Xen: 29).", lo=0, hi=1000
+    )
+    max_sent_ratio: float = option(
+        3.0, "Stop-and-copy rather than send more than this × RAM in all (Xen: 3).", lo=1
+    )
+    wan_tcp_loss: float = option(
+        1e-6,
+        "Packet loss rate of inter-site paths in the Mathis TCP throughput model that "
+        "limits inter-site migrations (1e-6: a dedicated research backbone such as "
+        "Grid'5000's RENATER links; 1e-5: a typical public WAN).",
+        lo=0,
+        hi=1,
+        lo_open=True,
+        hi_open=True,
+    )
     dirty_reference_bps: float = option(
         125e6,
         "Dirty rate of a fully busy VM with intensity 1 (bytes/s; SimGrid: migration speed).",

@@ -1,0 +1,151 @@
+"""``dvms simulate [SCENARIO.toml] [flags]``: run a simulation, write its results.
+
+Writes ``DIR/summary.json``, ``DIR/events.jsonl.gz`` and ``DIR/scenario.toml`` (the
+completed scenario, seed included). Without a scenario file, the embedded default runs
+(Grid'5000-like sites, 256 hosts, one simulated hour). Flags override the scenario's
+fields. A progress bar (virtual time, events per wall second, violations so far) goes to
+stderr, the summary table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "register", "run", "scenario_from_args"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulate flags (shared with ``dvms dashboard --simulate``)."""
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO.toml",
+        help="scenario file (default: the embedded default)",
+    )
+    parser.add_argument("--hosts", type=int, metavar="N", help="number of hosts")
+    parser.add_argument("--vms-per-host", type=int, metavar="K", help="VMs per host")
+    parser.add_argument(
+        "--sites",
+        metavar="SITES",
+        help="a preset (grid5000, wide-area) or a comma-separated list of site names",
+    )
+    parser.add_argument("--duration", type=float, metavar="S", help="simulated seconds")
+    parser.add_argument("--scheduler", metavar="NAME", help="none, centralized, dvms, ...")
+    parser.add_argument("--overlay", metavar="NAME", help="lbo, ring or random")
+    parser.add_argument("--seed", type=int, metavar="N", help="random seed")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default runs/<name>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run a simulation (default: the embedded Grid'5000-like scenario)",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.hosts is not None:
+        out["infrastructure.hosts"] = args.hosts
+    if args.vms_per_host is not None:
+        out["infrastructure.vms_per_host"] = args.vms_per_host
+    if args.sites is not None:
+        sites = [s.strip() for s in args.sites.split(",") if s.strip()]
+        out["infrastructure.sites"] = (
+            sites[0]
+            if len(sites) == 1
+            and "," not in args.sites
+            and (sites[0] in ("grid5000", "wide-area", "world"))
+            else sites
+        )
+    if args.duration is not None:
+        out["run.duration_s"] = args.duration
+    if args.scheduler is not None:
+        out["scheduler.name"] = args.scheduler
+    if args.overlay is not None:
+        out["overlay.name"] = args.overlay
+    if args.seed is not None:
+        out["run.seed"] = args.seed
+    return out
+
+
+def scenario_from_args(args: argparse.Namespace) -> Any:
+    """The validated scenario the flags describe (``InputError`` on a bad field)."""
+    from sim.scenario import load_scenario
+
+    return load_scenario(args.scenario, _overrides(args))
+
+
+def _out_dir(args: argparse.Namespace, name: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    base = Path("runs") / (name or time.strftime("%Y%m%d-%H%M%S"))
+    candidate, n = base, 1
+    while candidate.exists() and not args.out and not name:
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dvms.errors import InputError
+    from dvms.summary import summary_table
+    from sim.world import simulate
+
+    scenario = scenario_from_args(args)
+    out = _out_dir(args, scenario.run.name)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r}: exists and is not a directory")
+    started = time.perf_counter()
+    if args.quiet:
+        summary = simulate(scenario, out)
+    else:
+        err = Console(stderr=True)
+        columns = (
+            TextColumn("[bold]simulate"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as bar:
+            task = bar.add_task("run", total=scenario.run.duration_s, info="starting")
+
+            def progress(now: float, duration: float, events: int, violations: int) -> None:
+                wall = max(time.perf_counter() - started, 1e-9)
+                info = (
+                    f"t={now:,.0f}/{duration:,.0f} s  {events / wall:,.0f} events/s  "
+                    f"{violations:,} violations"
+                )
+                bar.update(task, completed=now, info=info)
+
+            summary = simulate(scenario, out, progress=progress)
+        Console().print(summary_table(summary))
+    print(
+        f"results in {out}/ (summary.json, {_trace_name(scenario)}, scenario.toml)",
+        file=sys.stdout if not args.quiet else sys.stderr,
+    )
+    return 0
+
+
+def _trace_name(scenario: Any) -> str:
+    return "events.jsonl.gz" if scenario.trace.compress else "events.jsonl"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dvms simulate`` with ``argv`` (for scripts and tests)."""
+    from dvms.cli import main as cli_main
+
+    return cli_main(["simulate", *(argv or [])])

@@ -1,0 +1,84 @@
+"""Faults: host crashes, link cuts and message loss, scheduled or random.
+
+``plan_faults`` turns the scenario's ``[faults]`` section into a time-ordered list of
+actions the world executes on its clock:
+
+- crashes: the scheduled ones, plus random ones: each host draws an exponential time of
+  rate ``crash_rate_per_host_h / 3600`` and crashes then if it falls within the run;
+- link cuts: the scheduled ones (between two hosts, or every pair of hosts of two sites,
+  or a host and every host of a site), plus random ones: a Poisson process of rate
+  ``link_cut_rate_h / 3600`` cutting the link between two distinct random hosts for
+  ``link_cut_duration_s``; a cut with a positive duration is healed after it;
+- message loss is a property of the network model (``loss_rate``), not an action.
+
+Order among simultaneous actions: scheduled before random, then as listed (stable sort).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from dvms.errors import InputError
+from sim.scenario_schema import FaultsConfig
+
+__all__ = ["FaultAction", "plan_faults", "resolve_endpoints"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAction:
+    t: float
+    kind: str
+    """``"crash"``, ``"link_cut"`` or ``"link_heal"``."""
+    a: str
+    b: str = ""
+
+
+def resolve_endpoints(name: str, hosts: Sequence[str], site_of: Mapping[str, str]) -> list[str]:
+    """A host name → [it]; a site name → its hosts (in order)."""
+    if name in site_of:
+        return [name]
+    members = [h for h in hosts if site_of[h] == name]
+    if not members:
+        raise InputError(f"faults.link_cuts: {name!r} is neither a host nor a site of this run")
+    return members
+
+
+def plan_faults(
+    config: FaultsConfig,
+    hosts: Sequence[str],
+    site_of: Mapping[str, str],
+    duration_s: float,
+    rng: random.Random,
+) -> list[FaultAction]:
+    """The fault actions of a run, sorted by time (see module doc)."""
+    actions: list[FaultAction] = []
+    for crash in config.crashes:
+        if crash.host not in site_of:
+            raise InputError(f"faults.crashes: {crash.host!r} is not a host of this run")
+        actions.append(FaultAction(crash.t, "crash", crash.host))
+    for cut in config.link_cuts:
+        resolve_endpoints(cut.a, hosts, site_of)
+        resolve_endpoints(cut.b, hosts, site_of)
+        actions.append(FaultAction(cut.t, "link_cut", cut.a, cut.b))
+        if cut.duration_s > 0:
+            actions.append(FaultAction(cut.t + cut.duration_s, "link_heal", cut.a, cut.b))
+    if config.crash_rate_per_host_h > 0:
+        rate = config.crash_rate_per_host_h / 3600.0
+        for host in hosts:
+            t = rng.expovariate(rate)
+            if t < duration_s:
+                actions.append(FaultAction(t, "crash", host))
+    if config.link_cut_rate_h > 0 and len(hosts) >= 2:
+        rate = config.link_cut_rate_h / 3600.0
+        t = rng.expovariate(rate)
+        while t < duration_s:
+            a, b = rng.sample(range(len(hosts)), 2)
+            actions.append(FaultAction(t, "link_cut", hosts[a], hosts[b]))
+            if config.link_cut_duration_s > 0:
+                heal = t + config.link_cut_duration_s
+                actions.append(FaultAction(heal, "link_heal", hosts[a], hosts[b]))
+            t += rng.expovariate(rate)
+    actions.sort(key=lambda a: a.t)
+    return actions

@@ -1,0 +1,429 @@
+"""The simulated world: runtime + network + hosts + services, and ``simulate``.
+
+``World(scenario, sink)`` assembles one run: sites and the ``GeoNetwork``, the hosts and VMs
+(``Infrastructure``), a ``SimRuntime`` sharing the world's ``simpy.Environment``, one
+``SimHypervisor`` per host, the node services the scheduler registry asks for (plus a
+Monitor and the Vivaldi service), and the world-side processes that are not actors: the
+load injector, migrations, power sampling and faults. Every trace event (the world's own and
+the behaviours') goes to ``sink``.
+
+Violations are tracked exactly on every change of a host's demand (``changed``); when the
+run ends, open violations are closed (``violation.end`` with ``open: true``) and migrations
+still in flight are failed (reason ``"run ended"``), so the trace is balanced.
+
+``simulate(scenario, out_dir)`` runs a world and writes ``summary.json``,
+``events.jsonl[.gz]`` and ``scenario.toml`` into ``out_dir``; it returns the summary.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import sys
+import time
+import zlib
+from collections.abc import Callable, Generator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import simpy
+
+from dvms.hypervisor import HypervisorChanged
+from dvms.metrics import MetricsCollector
+from dvms.scheduler import make_planner
+from dvms.scheduler.model import VM, Host, Planner
+from dvms.services.monitor import Monitor
+from dvms.summary import build_summary, write_summary
+from dvms.trace import TraceWriter
+from peeractor import Address, Behaviour, NodeId
+from peeractor.sim import SimRuntime
+from sim.faults import FaultAction, plan_faults, resolve_endpoints
+from sim.hypervisor import SimHypervisor
+from sim.infrastructure import Infrastructure, SimHost, SimVM, resolve_sites
+from sim.load import LoadDistribution, read_load_trace
+from sim.migration import MigrationEngine
+from sim.network import GeoNetwork
+from sim.power import PowerMeter
+from sim.scenario import Scenario, scenario_to_dict, scenario_to_toml
+from sim.schedulers import HostSetup, WorldSetup, scheduler_spec
+from sim.vivaldi_setup import VivaldiSetup
+
+__all__ = ["Progress", "World", "simulate"]
+
+Sink = Callable[[dict[str, Any]], None]
+Progress = Callable[[float, float, int, int], None]
+"""``progress(now_s, duration_s, events, violations)``, called between chunks of the run."""
+
+
+def stream_seed(seed: int, name: str) -> int:
+    """A stable per-purpose seed (crc32, never Python's randomised ``hash``)."""
+    return zlib.crc32(f"{seed}:{name}".encode()) ^ (seed << 32)
+
+
+class World:
+    """One simulated run (see module doc). Implements the ``GlobalView`` of central schedulers."""
+
+    def __init__(self, scenario: Scenario, sink: Sink, env: simpy.Environment | None = None):
+        self.scenario = sc = scenario
+        self.sink = sink
+        seed = sc.run.seed
+        self.env = env if env is not None else simpy.Environment()
+        self.sites = resolve_sites(sc.infrastructure.sites)
+        self.spec = scheduler_spec(sc.scheduler.name)
+        self.scheduler_config = sc.scheduler_config()
+        load = sc.load
+        cap = load.max_per_vcpu * sc.infrastructure.vm_vcpus
+        self.distribution = LoadDistribution(load.mean, load.sd, load.slot, cap, load.distribution)
+        self.load_rng = random.Random(stream_seed(seed, "load"))
+        vms = sc.infrastructure.hosts * sc.infrastructure.vms_per_host
+        initial = (
+            [self.distribution.draw(self.load_rng) for _ in range(vms)]
+            if load.initial == "draw"
+            else None
+        )
+        self.replay = read_load_trace(load.replay_file) if load.mode == "replay" else None
+        site_names = [s.name for s in self.sites]
+        self.infra = Infrastructure.build(
+            sc.infrastructure, site_names, random.Random(stream_seed(seed, "vms")), initial
+        )
+        if self.replay is not None:
+            for ev in self.replay:
+                if ev.vm not in self.infra.vm_by_id:
+                    from dvms.errors import InputError
+
+                    raise InputError(f"load.replay_file: unknown VM {ev.vm!r} at t={ev.t}")
+        site_of = {h.id: h.site for h in self.infra.hosts}
+        self.network = GeoNetwork(
+            site_of,
+            self.sites,
+            loss=sc.faults.loss_rate,
+            nic_bps=sc.infrastructure.host_nic_bps * 8,
+            wan_loss=sc.migration.wan_tcp_loss,
+        )
+        self.runtime = SimRuntime(seed=seed, env=self.env, network=self.network, trace=sink)
+        self.migrations = MigrationEngine(
+            self, sc.migration, lambda a, b: self.network.bandwidth_bps(a, b) / 8
+        )
+        self.power = PowerMeter(self.infra.hosts, sc.power.idle_w, sc.power.max_w)
+        self.hypervisors = {h.id: SimHypervisor(h, self.migrations) for h in self.infra.hosts}
+        self._changed_msg = {h.id: HypervisorChanged(h.id) for h in self.infra.hosts}
+        self.injected: dict[str, int] = {}
+        self.violations = 0
+        self.vivaldi: VivaldiSetup | None = None
+        self._host_models = {
+            h.id: Host(h.id, h.cpu_capacity, h.memory_mib, h.site) for h in self.infra.hosts
+        }
+        self.faults = plan_faults(
+            sc.faults,
+            [h.id for h in self.infra.hosts],
+            site_of,
+            sc.run.duration_s,
+            random.Random(stream_seed(seed, "faults")),
+        )
+
+    # ----- the world's port for migrations and node services ---------------------------
+
+    def now(self) -> float:
+        return float(self.env.now)
+
+    def emit(self, type: str, node: str, **fields: object) -> None:
+        self.sink({"t": self.env.now, "type": type, "node": node, **fields})
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        self.runtime.call_later(delay, fn)
+
+    def reply(self, address: Address, message: object) -> None:
+        from peeractor import message_tag
+
+        tag = message_tag(type(message))
+        self.injected[tag] = self.injected.get(tag, 0) + 1
+        if self.runtime.is_alive(address[0]):
+            self.runtime.inject(address, message)
+
+    def changed(self, host: SimHost) -> None:
+        """Host demand changed: violations, power, watchers."""
+        over = host.overloaded()
+        if over:
+            if host.violated_since is None:
+                host.violated_since = self.env.now
+                self.violations += 1
+                self.emit(
+                    "violation.start",
+                    host.id,
+                    host=host.id,
+                    cpu_demand=host.cpu_demand,
+                    cpu_capacity=host.cpu_capacity,
+                    mem_demand_mib=host.mem_resident,
+                    memory_mib=host.memory_mib,
+                )
+        elif host.violated_since is not None:
+            self._end_violation(host)
+        self.power.update(host, self.env.now)
+        if host.watchers:
+            msg = self._changed_msg[host.id]
+            inject = self.runtime.inject
+            for address in host.watchers:
+                inject(address, msg)
+            self.injected["hv.Changed"] = self.injected.get("hv.Changed", 0) + len(host.watchers)
+
+    def _end_violation(self, host: SimHost, **extra: object) -> None:
+        assert host.violated_since is not None
+        duration = self.env.now - host.violated_since
+        host.violated_since = None
+        self.emit("violation.end", host.id, host=host.id, duration_s=duration, **extra)
+
+    # ----- GlobalView ------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[Sequence[Host], Sequence[VM]]:
+        hosts = [self._host_models[h.id] for h in self.infra.hosts if h.alive]
+        vms = [
+            VM(vm.id, h.id, vm.demand, vm.memory_mib)
+            for h in self.infra.hosts
+            if h.alive
+            for vm in h.vms.values()
+        ]
+        return hosts, vms
+
+    def migrate(self, vm: str, source: NodeId, destination: NodeId, reply_to: Address) -> None:
+        self.migrations.start(vm, source, destination, reply_to)
+
+    # ----- assembly ----------------------------------------------------------------------
+
+    def _planner(self) -> Planner:
+        sc = self.scenario.scheduler
+        return make_planner(sc.planner, cost=sc.cost, seed=self.scenario.run.seed)
+
+    def start(self) -> None:
+        """Emit the initial state, add the nodes, start the world's processes."""
+        sc = self.scenario
+        for host in self.infra.hosts:
+            self.emit(
+                "host.info",
+                host.id,
+                host=host.id,
+                site=host.site,
+                cpu_capacity=host.cpu_capacity,
+                memory_mib=host.memory_mib,
+                vms=list(host.vms),
+            )
+        for host in self.infra.hosts:
+            self.changed(host)
+        spec = self.spec
+        if sc.vivaldi.enabled or spec.uses_overlay:
+            self.vivaldi = VivaldiSetup(self, sc)
+        monitor_period = sc.monitor.period_s if sc.monitor.mode == "poll" else None
+        for host in self.infra.hosts:
+            hv = self.hypervisors[host.id]
+            services: list[Behaviour] = []
+            overlay = self.vivaldi.overlay(host.id) if self.vivaldi else None
+            if self.vivaldi and sc.vivaldi.enabled:
+                vivaldi = self.vivaldi.service(host.id)
+                if vivaldi is not None:
+                    services.append(vivaldi)
+            if spec.monitor:
+                services.append(Monitor(hv, monitor_period, (host.id, spec.monitor_target)))
+            setup = HostSetup(
+                host.id,
+                host.site,
+                hv,
+                overlay if spec.uses_overlay else None,
+                self._planner,
+                self.scheduler_config,
+                sc,
+            )
+            services.extend(spec.host_services(setup))
+            self.runtime.add_node(host.id, services)
+        world = WorldSetup(self, self.sites[0].name, self._planner, self.scheduler_config, sc)
+        for node, extra in spec.extra_nodes(world):
+            self.network.add_node(node, self.sites[0].name)
+            self.runtime.add_node(node, list(extra))
+        if sc.faults.loss_rate > 0:
+            self.emit("fault.loss", "world", rate=sc.faults.loss_rate)
+        self.env.process(self._load_replay() if self.replay is not None else self._load_poisson())
+        self.env.process(self._power_sampler())
+        for action in self.faults:
+            self.runtime.call_later(action.t, partial(self._fault, action))
+
+    def set_load(self, vm: SimVM, load: float) -> None:
+        if self.scenario.trace.load_events:
+            self.emit("load", vm.host.id, vm=vm.id, host=vm.host.id, load=load)
+        if load != vm.demand:
+            self.changed(self.infra.set_demand(vm, load))
+
+    def _load_poisson(self) -> Generator[simpy.Event, Any, None]:
+        vms = self.infra.vms
+        n = len(vms)
+        if n == 0:
+            return
+        rng = self.load_rng
+        rate = n / self.scenario.load.period_s
+        expo, rand, draw = rng.expovariate, rng.random, self.distribution.draw
+        timeout = self.env.timeout
+        set_load = self.set_load
+        while True:
+            yield timeout(expo(rate))
+            set_load(vms[int(rand() * n)], draw(rng))
+
+    def _load_replay(self) -> Generator[simpy.Event, Any, None]:
+        assert self.replay is not None
+        by_id = self.infra.vm_by_id
+        cap = self.distribution.cap
+        for ev in self.replay:
+            delay = ev.t - self.env.now
+            if delay > 0:
+                yield self.env.timeout(delay)
+            self.set_load(by_id[ev.vm], min(ev.load, cap))
+
+    def _power_sampler(self) -> Generator[simpy.Event, Any, None]:
+        period = self.scenario.trace.power_period_s
+        while True:
+            self._power_sample()
+            yield self.env.timeout(period)
+
+    def _power_sample(self) -> None:
+        self.power.advance(self.env.now)
+        self.emit("power", "world", total_w=self.power.total_w, hosts_on=self.power.hosts_on())
+
+    def _fault(self, action: FaultAction) -> None:
+        if action.kind == "crash":
+            self.crash(self.infra.host_by_id[action.a])
+            return
+        hosts = [h.id for h in self.infra.hosts]
+        site_of = {h.id: h.site for h in self.infra.hosts}
+        pairs = [
+            (a, b)
+            for a in resolve_endpoints(action.a, hosts, site_of)
+            for b in resolve_endpoints(action.b, hosts, site_of)
+            if a != b
+        ]
+        for a, b in pairs:
+            (self.runtime.cut_link if action.kind == "link_cut" else self.runtime.heal_link)(a, b)
+        self.emit(f"fault.{action.kind}", "world", a=action.a, b=action.b)
+
+    def crash(self, host: SimHost) -> None:
+        """Crash a host now: its node dies, its migrations fail, its VMs are recorded."""
+        if not host.alive:
+            return
+        self.emit("fault.crash", host.id, host=host.id, vms=list(host.vms))
+        self.runtime.crash(host.id)
+        host.alive = False
+        self.migrations.host_crashed(host)
+        if host.violated_since is not None:
+            self._end_violation(host, crashed=True)
+        self.power.update(host, self.env.now)
+
+    # ----- running -------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None, chunks: int = 100) -> None:
+        duration = self.scenario.run.duration_s
+        for i in range(1, chunks + 1):
+            self.runtime.run(until=duration * i / chunks)
+            if progress is not None:
+                progress(self.env.now, duration, 0, self.violations)
+
+    def finish(self) -> None:
+        """Close what is open at the end of the run (see module doc)."""
+        for flight in list(self.migrations.in_flight.values()):
+            self.migrations.fail_in_flight(flight, "run ended")
+        for host in self.infra.hosts:
+            if host.violated_since is not None:
+                self._end_violation(host, open=True)
+        self._power_sample()
+
+    def messages(self) -> dict[str, int]:
+        """Messages by type: sent by behaviours, plus those the world injected."""
+        counts = dict(self.runtime.stats.by_type)
+        for tag, n in self.injected.items():
+            counts[tag] = counts.get(tag, 0) + n
+        return dict(sorted(counts.items()))
+
+
+def _peak_rss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def simulate(
+    scenario: Scenario,
+    out_dir: str | Path,
+    *,
+    progress: Progress | None = None,
+    on_event: Sink | None = None,
+    env: simpy.Environment | None = None,
+) -> dict[str, Any]:
+    """Run ``scenario``; write summary.json, the trace and scenario.toml in ``out_dir``.
+
+    ``on_event`` also receives every event (e.g. a live dashboard feed); ``env`` lets the
+    caller supply the clock (``simpy.rt.RealtimeEnvironment`` for a live run).
+    """
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scenario.toml").write_text(scenario_to_toml(scenario))
+    sc = scenario
+    name = "events.jsonl.gz" if sc.trace.compress else "events.jsonl"
+    metrics = MetricsCollector()
+    header = {
+        "seed": sc.run.seed,
+        "hosts": sc.infrastructure.hosts,
+        "vms": sc.infrastructure.hosts * sc.infrastructure.vms_per_host,
+        "duration_s": sc.run.duration_s,
+        "scheduler": sc.scheduler.name,
+    }
+    with TraceWriter(out / name, header=header) as writer:
+        write = writer.write
+
+        if on_event is None:
+
+            def sink(event: dict[str, Any]) -> None:
+                metrics(event)
+                write(event)
+
+        else:
+            live = on_event
+
+            def sink(event: dict[str, Any]) -> None:
+                metrics(event)
+                write(event)
+                live(event)
+
+        world = World(sc, sink, env)
+        world.start()
+
+        def report(now: float, duration: float, _events: int, violations: int) -> None:
+            if progress is not None:
+                progress(now, duration, metrics.events, violations)
+
+        world.run(report)
+        world.finish()
+        lost = world.infra.lost_vms()
+        vivaldi_error = (
+            world.vivaldi.median_error() if world.vivaldi and sc.vivaldi.enabled else None
+        )
+    wall = time.perf_counter() - started
+    spec = world.spec
+    # events processed: trace events plus messages handed to behaviours
+    processed = metrics.events + world.runtime.stats.delivered
+    fields: dict[str, Any] = {
+        "seed": sc.run.seed,
+        "scenario": scenario_to_dict(sc),
+        "hosts": len(world.infra.hosts),
+        "vms": len(world.infra.vms),
+        "sites": len(world.sites),
+        "duration_s": sc.run.duration_s,
+        "scheduler": sc.scheduler.name,
+        "overlay": sc.overlay.name if spec.uses_overlay else None,
+        **metrics.metrics(),
+        "energy_kwh": world.power.energy_kwh,
+        "messages": world.messages(),
+        "vivaldi_median_error": vivaldi_error,
+        "vms_lost": lost,
+        "wall_s": wall,
+        "events_per_wall_s": processed / wall if wall > 0 else 0.0,
+        "peak_rss_mib": _peak_rss_mib(),
+        "messages_dropped": dict(sorted(world.runtime.stats.dropped.items())),
+    }
+    summary = build_summary(fields)
+    write_summary(out / "summary.json", summary)
+    return summary
