@@ -1,0 +1,248 @@
+"""State and shared steps of a node's DVMS service (membership, leaving, timeouts).
+
+The protocol is split by concern: this module (a node's membership: joining, leaving,
+deadlines, trace events), ``growth`` (the travelling partition: routing, claims, joins,
+blocking, merging) and ``apply`` (the leader: planning, solving, migration orders).
+``service.DvmsService`` assembles them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from dvms.hypervisor import Hypervisor
+from dvms.overlay.base import Overlay
+from dvms.protocol.config import DvmsConfig
+from dvms.protocol.messages import (
+    DeadlineCheck,
+    DissolvePartition,
+    MigrationReport,
+    Recheck,
+    SetCurrentPartition,
+    TransmissionOfAnISP,
+)
+from dvms.protocol.partition import Leadership, Membership
+from dvms.scheduler.model import Planner
+from dvms.services.monitor import host_demand
+from dvms.vivaldi import Coordinate
+from peeractor import Address, Behaviour, NodeId, Timer
+
+__all__ = ["SERVICE", "TOLERANCE", "ProtocolBase"]
+
+SERVICE = "dvms"
+"""The service name of the protocol on every node."""
+TOLERANCE = 1e-6
+"""CPU slack (percent of a core) under which a float sum counts as within capacity."""
+ORDER_CACHE_SIZE = 1024
+"""Migration orders a source remembers (for idempotency) before forgetting the oldest."""
+
+
+@dataclass(slots=True)
+class PendingAck:
+    """A partition sent out and not acknowledged yet."""
+
+    token: TransmissionOfAnISP
+    target: NodeId
+    back: bool
+    """Sent back to its own partition (not retried elsewhere)."""
+    timer: Timer
+
+
+@dataclass(slots=True)
+class PendingClaim:
+    """A version claimed from an initiator, waiting for its answer."""
+
+    kind: str
+    """``join``, ``block``, ``dissolve``, ``survivor`` or ``absorbed`` (the two merge claims)."""
+    token: TransmissionOfAnISP
+    initiator: NodeId
+    message: object
+    timer: Timer
+    tries: int = 0
+    cancelled: bool = False
+
+
+class ProtocolBase(Behaviour):
+    """What every part of the protocol shares: the node's state and its basic steps."""
+
+    name = SERVICE
+
+    def __init__(
+        self,
+        hypervisor: Hypervisor,
+        overlay: Overlay,
+        planner: Planner,
+        config: DvmsConfig | None = None,
+    ) -> None:
+        self.hv = hypervisor
+        self.overlay = overlay
+        self.planner = planner
+        self.config = config if config is not None else DvmsConfig()
+        self.part: Membership | None = None
+        """The partition this node belongs to (None: free)."""
+        self.lead: Leadership | None = None
+        """Set while this node leads ``part``."""
+        self.own_isp: tuple[str, float] | None = None
+        """(id, start time) of the ISP this node initiated and that has not ended yet."""
+        self.joining: int | None = None
+        """Seq of a pending join claim: the node is reserved and passes other partitions on."""
+        self.counter = 0
+        self._seq = 0
+        self.retry_at = 0.0
+        self.acks: dict[int, PendingAck] = {}
+        self.claims: dict[int, PendingClaim] = {}
+        self.inflight: dict[str, tuple[str, NodeId, NodeId]] = {}
+        """Source side: vm → (partition, leader, destination) of migrations it started."""
+        self.order_cache: OrderedDict[tuple[str, str], MigrationReport | None] = OrderedDict()
+        """Source side: (partition, vm) → report, None while the migration runs."""
+        self._deadline: Timer | None = None
+        self._recheck: Timer | None = None
+
+    # ----- small helpers ---------------------------------------------------------------
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def to(self, node: NodeId) -> Address:
+        return (node, SERVICE)
+
+    def violated(self) -> bool:
+        """Whether the host's VMs want more CPU or memory than it has, now."""
+        capacity = self.hv.capacity()
+        cpu, mem = host_demand(self.hv)
+        return cpu > capacity.cpu + TOLERANCE or mem > capacity.memory_mib
+
+    def own_coordinate(self) -> Any:
+        """This node's coordinate packed for the wire, if its overlay knows it."""
+        coordinate_of = getattr(self.overlay, "coordinate_of", None)
+        coordinate = coordinate_of(self.node) if coordinate_of is not None else None
+        if coordinate is None:
+            return None
+        return (tuple(coordinate.vec), coordinate.height, coordinate.error, coordinate.adjustment)
+
+    def observe_initiator(self, token: TransmissionOfAnISP) -> None:
+        """Tell the overlay the initiator's coordinate (LBO measures closeness from it)."""
+        packed = token.coordinate
+        if packed is not None and token.initiator != self.node:
+            vec, height, error, adjustment = packed
+            self.overlay.observe(
+                token.initiator, Coordinate(tuple(vec), height, error, adjustment)
+            )
+
+    def trace_members(self, members: tuple[NodeId, ...]) -> list[NodeId]:
+        return list(members)
+
+    # ----- membership --------------------------------------------------------------------
+    def enter(self, part: Membership) -> None:
+        """Become a member of ``part``."""
+        assert self.part is None, f"{self.node} joins {part.id} while in {self.part}"
+        self.part = part
+        self.emit("partition.join", partition=part.id, leader=part.leader)
+        self.arm_deadline()
+
+    def touch(self) -> None:
+        """Heard from the partition: push its timeout back."""
+        if self.part is not None:
+            self.part.last_update = self.now()
+
+    def notify(self, absorbed: str = "") -> None:
+        """Send the partition's current version to every other member."""
+        part = self.part
+        assert part is not None
+        update = SetCurrentPartition(
+            part.id,
+            part.initiator,
+            part.leader,
+            part.version,
+            part.state,
+            part.members,
+            part.started_at,
+            absorbed,
+        )
+        for member in part.members:
+            if member != self.node:
+                self.send(self.to(member), update)
+
+    def dissolve(self, reason: str, solved: bool) -> None:
+        """End the partition for every member (this node included)."""
+        part = self.part
+        assert part is not None
+        message = DissolvePartition(part.id, reason, solved)
+        for member in part.members:
+            if member != self.node:
+                self.send(self.to(member), message)
+        self.leave(reason, solved)
+
+    def leave(self, reason: str, solved: bool) -> None:
+        """Stop being a member; the initiator ends its ISP (``partition.dissolve``)."""
+        part = self.part
+        assert part is not None
+        now = self.now()
+        self.emit("partition.leave", partition=part.id, reason=reason)
+        if (
+            part.initiator == self.node
+            and part.claimed_by
+            and part.claimed_by != self.node
+            and part.claimed_by not in part.members
+        ):
+            # a join granted just now may still be on its way: cancel it
+            self.send(self.to(part.claimed_by), DissolvePartition(part.id, reason, solved))
+        if self.own_isp is not None:
+            isp, started = self.own_isp
+            self.own_isp = None
+            self.emit(
+                "partition.dissolve",
+                partition=isp,
+                size=part.size,
+                reason=reason,
+                lifetime_s=now - started,
+                solved=solved,
+            )
+        if self.lead is not None:
+            self.lead.cancel()
+            self.lead = None
+        self.part = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.after_leave(solved)
+
+    def after_leave(self, solved: bool) -> None:
+        """A node still violated starts again: at once after a success, else after a back-off."""
+        if solved:
+            self.maybe_start()
+            return
+        delay = self.config.retry_delay_s * (0.5 + self.rng.random())
+        self.retry_at = self.now() + delay
+        if self._recheck is not None:
+            self._recheck.cancel()
+        self._recheck = self.schedule(delay, Recheck())
+
+    # ----- timeouts ----------------------------------------------------------------------
+    def arm_deadline(self) -> None:
+        part = self.part
+        if part is None or self._deadline is not None:
+            return
+        remaining = part.last_update + self.config.partition_timeout_s - self.now()
+        self._deadline = self.schedule(
+            max(remaining, self.config.timeout_check_period_s), DeadlineCheck()
+        )
+
+    def on_deadline(self) -> None:
+        self._deadline = None
+        part = self.part
+        if part is None:
+            return
+        if self.now() - part.last_update >= self.config.partition_timeout_s - 1e-9:
+            self.leave("timeout", False)
+        else:
+            self.arm_deadline()
+
+    # ----- steps the other parts provide -------------------------------------------------
+    def maybe_start(self) -> None:
+        raise NotImplementedError
+
+    def plan_or_grow(self) -> None:
+        raise NotImplementedError

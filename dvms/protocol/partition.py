@@ -1,0 +1,144 @@
+"""A node's view of its partition, the leader's working state, and host snapshots.
+
+A partition has an id (``"<initiator>:<n>"``, deterministic), an initiator, a leader, an
+ordered member list, a state and a version. The **initiator** is the partition's authority:
+every node that wants to consume a travelling copy of it at some version (to join it, to
+block it, to dissolve it, to merge it) claims that version from the initiator first, and a
+version is granted once. Two copies of a token (after a lost acknowledgement and a resend)
+can therefore never both act, and a partition its initiator has left is dead everywhere.
+
+**Snapshots.** Each node joining attaches a snapshot of its host (capacity and VMs) to the
+travelling partition, so the leader plans without extra round trips. The price is
+staleness: a member's snapshot is as old as its membership (typically well under a second,
+at most the partition's lifetime). The leader refreshes its own snapshot when it plans; the
+hypervisor refuses a migration whose destination lacks memory *now*, and a destination
+overloaded by a stale CPU figure is noticed by its monitor and starts its own ISP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from dvms.hypervisor import Hypervisor
+from dvms.protocol.messages import HostSnapshot, TransmissionOfAnISP
+from dvms.scheduler.model import VM, Host, Plan
+from peeractor import NodeId, Timer
+
+__all__ = [
+    "BLOCKED",
+    "COMPUTING",
+    "DISSOLVED",
+    "GROWING",
+    "Leadership",
+    "Membership",
+    "Order",
+    "planning_problem",
+    "snapshot",
+]
+
+GROWING: Final = "growing"
+BLOCKED: Final = "blocked"
+COMPUTING: Final = "computing"
+"""ComputingAndApplying: the leader solves, then applies the plan."""
+DISSOLVED: Final = "dissolved"
+
+
+@dataclass(slots=True)
+class Membership:
+    """What a node knows of the partition it belongs to."""
+
+    id: str
+    initiator: NodeId
+    leader: NodeId
+    version: int
+    state: str
+    members: tuple[NodeId, ...]
+    started_at: float
+    last_update: float
+    """Last time this node heard of the partition (update, keepalive, own activity)."""
+    claimed: int = -1
+    """Initiator only: highest version granted to a claimant."""
+    claimed_by: NodeId = ""
+    coordinate: Any = None
+    """The initiator's packed coordinate, carried by the travelling partition (LBO)."""
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+@dataclass(slots=True)
+class Order:
+    """A migration the leader ordered and is waiting for."""
+
+    source: NodeId
+    destination: NodeId
+    memory_mib: int
+    round: int = 0
+    acked: bool = False
+    tries: int = 0
+    done: bool = False
+    ok: bool = False
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Leadership:
+    """The leader's working state for its partition."""
+
+    snapshots: dict[NodeId, HostSnapshot]
+    plan: Plan | None = None
+    orders: dict[str, Order] = field(default_factory=dict)
+    merging: bool = False
+    """A merge is being claimed (further proposals are passed on)."""
+    merge_token: TransmissionOfAnISP | None = None
+    """The blocked partition being absorbed."""
+    merge_granted: list[str] = field(default_factory=list)
+    """Claims of the merge granted so far (``survivor``, ``absorbed``)."""
+    keepalive: Timer | None = None
+    apply_deadline: Timer | None = None
+
+    def cancel(self) -> None:
+        for timer in (self.keepalive, self.apply_deadline):
+            if timer is not None:
+                timer.cancel()
+        self.keepalive = self.apply_deadline = None
+
+
+def snapshot(node: NodeId, hypervisor: Hypervisor, now: float) -> HostSnapshot:
+    """The host's capacity and its VMs now (VMs migrating away are left out)."""
+    capacity = hypervisor.capacity()
+    vms = tuple(
+        (vm.vm, float(vm.cpu_demand), int(vm.memory_mib))
+        for vm in hypervisor.vms()
+        if not vm.migrating
+    )
+    return HostSnapshot(node, float(capacity.cpu), int(capacity.memory_mib), vms, now)
+
+
+def planning_problem(
+    members: tuple[NodeId, ...], snapshots: dict[NodeId, HostSnapshot]
+) -> tuple[list[Host], list[VM]]:
+    """The planner's input over the members whose snapshot is known, in member order.
+
+    A VM listed by two snapshots (it migrated between two snapshot times) is kept on the
+    host whose snapshot is newer, so the planner sees each VM once.
+    """
+    hosts: list[Host] = []
+    where: dict[str, tuple[float, NodeId]] = {}
+    for node in dict.fromkeys(members):
+        snap = snapshots.get(node)
+        if snap is None:
+            continue
+        hosts.append(Host(node, snap.cpu_capacity, snap.memory_mib))
+        for vm, _cpu, _mem in snap.vms:
+            seen = where.get(vm)
+            if seen is None or seen[0] < snap.taken_at:
+                where[vm] = (snap.taken_at, node)
+    vms: list[VM] = []
+    for host in hosts:
+        for vm, cpu, mem in snapshots[host.id].vms:
+            if where[vm][1] == host.id:
+                vms.append(VM(vm, host.id, cpu, mem))
+    return hosts, vms
