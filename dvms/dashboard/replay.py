@@ -1,0 +1,136 @@
+"""Replaying a recorded run: a clock over the trace with play/pause/seek and speed."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dvms.dashboard.state import InfraState, PowerModel
+from dvms.report.runs import load_run
+
+__all__ = ["MAX_SPEED", "Replay", "load_replay", "power_model_of"]
+
+MAX_SPEED = 10_000.0
+
+
+def power_model_of(run_dir: Path) -> PowerModel:
+    """The run's power model from its scenario.toml ([power] idle_w, max_w), else defaults."""
+    try:
+        scenario = tomllib.loads((run_dir / "scenario.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return PowerModel()
+    power = scenario.get("power", {})
+    idle, top = power.get("idle_w", 100.0), power.get("max_w", 200.0)
+    if isinstance(idle, int | float) and isinstance(top, int | float):
+        return PowerModel(float(idle), float(top))
+    return PowerModel()
+
+
+class Replay:
+    """A recorded trace played on a clock: ``t`` advances by wall time × ``speed``."""
+
+    def __init__(
+        self,
+        events: Sequence[dict[str, Any]],
+        *,
+        state: InfraState | None = None,
+        header: dict[str, Any] | None = None,
+        speed: float = 10.0,
+        playing: bool = True,
+        t_end: float | None = None,
+    ) -> None:
+        self.events = list(events)
+        self.times = [float(e["t"]) for e in self.events]
+        self.state = state or InfraState()
+        self.header = header
+        self.t_end = max(t_end or 0.0, self.times[-1] if self.times else 0.0)
+        self.speed = self._check_speed(speed)
+        self.playing = playing
+        self.t = 0.0
+        self.index = 0
+        self._wall: float | None = None
+        self._restart()
+
+    @staticmethod
+    def _check_speed(speed: float) -> float:
+        if not (isinstance(speed, int | float) and math.isfinite(speed)
+                and 0 < speed <= MAX_SPEED):
+            raise ValueError(f"speed {speed!r}: must be in (0, {MAX_SPEED:g}]")
+        return float(speed)
+
+    def _restart(self) -> None:
+        self.state.reset()
+        if self.header:
+            self.state.apply({"t": 0.0, "node": "world", **self.header, "type": "header"})
+        self.index = 0
+        self._apply_until(0.0)
+
+    def _apply_until(self, t: float) -> None:
+        stop = bisect.bisect_right(self.times, t, lo=self.index)
+        apply = self.state.apply
+        for event in self.events[self.index : stop]:
+            apply(event)
+        self.index = stop
+        self.t = t
+        self.state.t = t
+
+    def advance(self, wall: float) -> None:
+        """Move the clock to wall time ``wall`` (seconds, monotonic) if playing."""
+        last, self._wall = self._wall, wall
+        if not self.playing or last is None:
+            return
+        target = min(self.t_end, self.t + max(0.0, wall - last) * self.speed)
+        self._apply_until(target)
+        if target >= self.t_end:
+            self.playing = False
+
+    def seek(self, t: float) -> None:
+        """Jump to trace time ``t`` (clipped to [0, t_end]); backwards replays from 0."""
+        if not (isinstance(t, int | float) and math.isfinite(t)):
+            raise ValueError(f"seek time {t!r}: must be a number of seconds")
+        t = min(max(0.0, float(t)), self.t_end)
+        if t < self.t:
+            self._restart()
+        self._apply_until(t)
+
+    def control(self, command: Mapping[str, Any]) -> None:
+        """Apply ``{"cmd": "play"|"pause"}``, ``{"cmd": "seek", "t": s}`` or
+        ``{"cmd": "speed", "value": x}``; ValueError on anything else."""
+        cmd = command.get("cmd")
+        if cmd == "play":
+            if self.t >= self.t_end:
+                self.seek(0.0)
+            self.playing = True
+        elif cmd == "pause":
+            self.playing = False
+        elif cmd == "seek":
+            self.seek(command.get("t", math.nan))
+        elif cmd == "speed":
+            self.speed = self._check_speed(command.get("value", math.nan))
+        else:
+            raise ValueError(f"unknown command {cmd!r}; allowed: play, pause, seek, speed")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "mode": "replay",
+            "playing": self.playing,
+            "finished": self.t >= self.t_end,
+            "error": None,
+            "seekable": True,
+            "speed": self.speed,
+            "t": round(self.t, 3),
+            "t_end": self.t_end,
+        }
+
+
+def load_replay(run_dir: str | Path, *, speed: float = 10.0, aggregate_above: int = 1000) -> Replay:
+    """A replay of a run directory (InputError if it is missing or corrupt)."""
+    run = load_run(run_dir)
+    state = InfraState(power=power_model_of(run.path), aggregate_above=aggregate_above)
+    duration = run.summary.get("duration_s")
+    t_end = float(duration) if isinstance(duration, int | float) else None
+    return Replay(list(run.events()), state=state, header=run.header, speed=speed, t_end=t_end)
