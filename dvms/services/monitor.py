@@ -17,7 +17,7 @@ Two ways to observe:
 - polling (``period_s`` given, or the hypervisor cannot push): a check every ``period_s``
   seconds (``DEFAULT_POLL_S`` when the hypervisor cannot push and no period was given).
 
-In both modes the host is also checked once at start.
+In both modes the host is checked once right after start (a zero-delay timer).
 """
 
 from __future__ import annotations
@@ -118,18 +118,18 @@ class Monitor(Behaviour):
     def on_start(self) -> None:
         if self.period_s is None:
             self.pushed = self.hypervisor.watch(self.address)
-        if not self.pushed:
-            period = self.period_s if self.period_s is not None else DEFAULT_POLL_S
-            self.period_s = period
-            self._timer = self.schedule(period, MonitorTick())
-        self.check()
+        if not self.pushed and self.period_s is None:
+            self.period_s = DEFAULT_POLL_S
+        # first check right after start (every node of the run exists by then)
+        self._timer = self.schedule(0.0, MonitorTick())
 
     def on_receive(self, message: object) -> None:
         if isinstance(message, HypervisorChanged):
             self.check()
         elif isinstance(message, MonitorTick):
-            assert self.period_s is not None
-            self._timer = self.schedule(self.period_s, MonitorTick())
+            if not self.pushed:
+                assert self.period_s is not None
+                self._timer = self.schedule(self.period_s, MonitorTick())
             self.check()
 
     def on_stop(self) -> None:
