@@ -8,7 +8,7 @@ objects without locks. Runtimes subclass ``Peer`` and fill pykka's three hooks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import pykka
@@ -58,21 +58,18 @@ class Peer(pykka.Actor):
         self.stats = stats
         self.alive = True
         self.crashed = False
-        self.handlers: dict[str, Callable[[object], None]] = {
-            name: service.on_receive for name, service in services.items()
-        }
 
     def __str__(self) -> str:
         return f"{type(self).__name__}({self.node})"
 
     def route(self, service: str, message: object) -> None:
         """Hand ``message`` to ``service`` (counted as delivered) or drop it (counted)."""
-        handler = self.handlers.get(service)
-        if handler is None:
+        behaviour = self.services.get(service)
+        if behaviour is None:
             self.stats.dropped["no-service"] += 1
             return
         self.stats.delivered += 1
-        handler(message)
+        behaviour.on_receive(message)
 
     def on_start(self) -> None:
         for service in self.services.values():

@@ -59,10 +59,17 @@ class _Letter(Envelope[object]):
         self.callbacks: tuple[Any, ...] | None = callbacks
 
 
-class _Timer(_Letter):
+class _Timer(Envelope[object]):
     """A scheduled self-message; ``cancel()`` empties its callbacks so it never fires."""
 
-    __slots__ = ()
+    __slots__ = ("callbacks", "context")
+    _ok = True
+
+    def __init__(self, message: object, context: _SimContext) -> None:
+        self.message = message
+        self.reply_to = None
+        self.context = context
+        self.callbacks: tuple[Any, ...] | None = _TIMER_CALLBACKS
 
     def cancel(self) -> None:
         if self.callbacks is not None:
@@ -71,6 +78,34 @@ class _Timer(_Letter):
     @property
     def cancelled(self) -> bool:
         return self.callbacks == ()
+
+
+def _fire_timer(timer: _Timer) -> None:
+    """simpy callback of a timer: hand its message to its service if the node lives."""
+    context = timer.context
+    if context._peer.alive:
+        context._behaviour.on_receive(timer.message)
+
+
+_TIMER_CALLBACKS = (_fire_timer,)
+
+
+class _StoppedFlag:
+    """``actor_stopped`` of a simulated actor: a plain flag (one thread: nobody waits)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+    def clear(self) -> None:
+        self._set = False
 
 
 class _Call:
@@ -143,6 +178,10 @@ class SimPeer(Peer):
 
     def __init__(self, node: NodeId, services: dict[str, Behaviour], stats: RuntimeStats) -> None:
         super().__init__(node, services, stats)
+        # One thread, nobody waits: a plain flag instead of pykka's threading.Event
+        # (saves ~1 KiB per node); the ref is re-made so it sees the same flag.
+        self.actor_stopped = _StoppedFlag()  # type: ignore[assignment]
+        self._actor_ref = pykka.ActorRef(self)
         self._receive_callbacks = (self._receive,)
 
     @staticmethod
@@ -172,12 +211,12 @@ class SimPeer(Peer):
         if not self.alive:
             self.stats.dropped["crashed" if self.crashed else "stopped"] += 1
             return
-        handler = self.handlers.get(letter.service)
-        if handler is None:
+        behaviour = self.services.get(letter.service)
+        if behaviour is None:
             self.stats.dropped["no-service"] += 1
             return
         self.stats.delivered += 1
-        handler(letter.message)
+        behaviour.on_receive(letter.message)
 
     def _dispatch_envelope(self, call: _Call) -> None:
         """simpy callback of a pykka envelope (``tell``/``ask``/proxy): one loop iteration."""
@@ -202,8 +241,7 @@ class SimPeer(Peer):
 class _SimContext:
     """What a behaviour on ``SimRuntime`` acts through; ``send`` is the hot path."""
 
-    __slots__ = ("_fire_callbacks", "_handler", "_peer", "_rt", "emit", "node", "now", "rng",
-                 "service")
+    __slots__ = ("_behaviour", "_peer", "_rt", "emit", "node", "now", "rng", "service")
 
     def __init__(self, rt: SimRuntime, peer: SimPeer, behaviour: Behaviour) -> None:
         node = peer.node
@@ -212,10 +250,9 @@ class _SimContext:
         self.node = node
         self.service = behaviour.name
         self.rng = random.Random(stable_seed(rt.seed, node, behaviour.name))
-        self.now = rt.now
+        self.now = rt._now_fn  # shared: one bound method for every context
         self.emit: Callable[..., None] = self._emit if rt.trace is not None else _no_emit
-        self._handler = behaviour.on_receive
-        self._fire_callbacks = (self._fire,)
+        self._behaviour = behaviour
 
     def send(self, address: Address, message: object) -> None:
         rt = self._rt
@@ -254,13 +291,9 @@ class _SimContext:
     def schedule(self, delay_s: float, message: object) -> _Timer:
         if not delay_s >= 0:
             raise ValueError(f"negative or NaN delay {delay_s}")
-        timer = _Timer(message, self.service, self._fire_callbacks)
+        timer = _Timer(message, self)
         self._rt._schedule(timer, _NORMAL, delay_s)
         return timer
-
-    def _fire(self, timer: _Timer) -> None:
-        if self._peer.alive:
-            self._handler(timer.message)
 
     def _emit(self, type: str, **fields: Any) -> None:
         trace = self._rt.trace
@@ -299,6 +332,7 @@ class SimRuntime:
         self._cuts: set[tuple[NodeId, NodeId]] = set()
         self._net_rng = random.Random(stable_seed(seed, "peeractor.network"))
         self._latency = self.network.latency
+        self._now_fn = self.now
         self._schedule: Callable[[Any, EventPriority, float], None] = self.env.schedule
         self._running = False
         self._stopped = False

@@ -1,0 +1,197 @@
+"""Runtime benchmark: SimRuntime against a hand-written simpy baseline; ZeroMQ round trip.
+
+Workload (issue 2): N nodes x 3 services; every service sends one message per virtual
+second to a random peer (random node, same service) through a Grid'5000-like latency
+model (8 sites, jitter 10 %), for D virtual seconds. Full: 10,000 x 3 for 100 s;
+quick: 1,000 x 3 for 20 s. Each phase runs in a fresh subprocess, so its peak RSS
+(``ru_maxrss``) is its own; rates count delivered messages per wall second of the run
+(set-up excluded, reported apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import simpy
+
+from peeractor import Behaviour, message, stable_seed
+from peeractor.network import SiteLatency
+
+__all__ = ["main"]
+
+SERVICES = ("s0", "s1", "s2")
+
+
+@message("bench.runtime.Load")
+class Load:
+    """One benchmark message."""
+
+    seq: int
+
+
+@message("bench.runtime.Beat")
+class Beat:
+    """A service's once-a-second timer."""
+
+
+BEAT = Beat()
+
+
+def network(nodes: list[str]) -> SiteLatency:
+    sites = ("grenoble", "lille", "luxembourg", "lyon", "nancy", "nantes", "rennes", "sophia")
+    return SiteLatency.geographic({n: sites[i % len(sites)] for i, n in enumerate(nodes)})
+
+
+class Sender(Behaviour):
+    """Every second: Load to (random node, same service); counts what it receives."""
+
+    def __init__(self, name: str, nodes: list[str]) -> None:
+        self.name = name  # type: ignore[misc]  # per-instance service name
+        self.nodes = nodes
+        self.received = 0
+        self.seq = 0
+
+    def on_start(self) -> None:
+        self.schedule(self.rng.random(), BEAT)
+
+    def on_receive(self, message: object) -> None:
+        if message is BEAT:
+            self.seq += 1
+            nodes = self.nodes
+            self.send((nodes[int(self.rng.random() * len(nodes))], self.name), Load(self.seq))
+            self.schedule(1.0, BEAT)
+        else:
+            self.received += 1
+
+
+def phase_sim(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
+    from peeractor.sim import SimRuntime
+
+    started = time.perf_counter()
+    nodes = [f"h{i:05d}" for i in range(n_nodes)]
+    rt = SimRuntime(seed=seed, network=network(nodes))
+    for node in nodes:
+        rt.add_node(node, [Sender(s, nodes) for s in SERVICES])
+    setup = time.perf_counter() - started
+    gc.collect()
+    gc.freeze()  # the long-lived world: keep the collector off it during the run
+    started = time.perf_counter()
+    rt.run(seconds)
+    wall = time.perf_counter() - started
+    return {"delivered": rt.stats.delivered, "wall_s": wall, "setup_s": setup,
+            "dropped": sum(rt.stats.dropped.values())}  # fmt: skip
+
+
+def phase_baseline(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
+    """The same work with hand-written simpy callbacks (one Timeout per timer/message)."""
+    started = time.perf_counter()
+    nodes = [f"h{i:05d}" for i in range(n_nodes)]
+    net = network(nodes)
+    env = simpy.Environment()
+    net_rng = random.Random(stable_seed(seed, "peeractor.network"))
+    received: dict[tuple[str, str], int] = {}
+    delivered = 0
+
+    def service(node: str, name: str) -> None:
+        rng = random.Random(stable_seed(seed, node, name))
+        seq = 0
+        key = (node, name)
+        received[key] = 0
+
+        def deliver(event: simpy.Event) -> None:
+            nonlocal delivered
+            delivered += 1
+            dst, _msg = event.value
+            received[dst] += 1
+
+        def beat(_: simpy.Event) -> None:
+            nonlocal seq
+            seq += 1
+            dst = nodes[int(rng.random() * len(nodes))]
+            msg = Load(seq)
+            delay = net.latency(node, dst, net_rng)
+            if delay is not None:
+                env.timeout(delay, ((dst, name), msg)).callbacks.append(deliver)  # type: ignore[union-attr]
+            env.timeout(1.0).callbacks.append(beat)  # type: ignore[union-attr]
+
+        env.timeout(rng.random()).callbacks.append(beat)  # type: ignore[union-attr]
+
+    for node in nodes:
+        for name in SERVICES:
+            service(node, name)
+    setup = time.perf_counter() - started
+    gc.collect()
+    gc.freeze()
+    started = time.perf_counter()
+    env.run(until=seconds)
+    wall = time.perf_counter() - started
+    return {"delivered": delivered, "wall_s": wall, "setup_s": setup}
+
+
+def run_phase(phase: str, n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
+    """Run one phase in a fresh interpreter; its figures plus its own peak RSS."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_runtime", "--phase", phase, "--nodes", str(n_nodes),
+         "--seconds", str(seconds), "--seed", str(seed)],
+        capture_output=True, text=True, check=True, timeout=1800,
+    )  # fmt: skip
+    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def main(quick: bool = False) -> dict[str, Any]:
+    n_nodes, seconds, seed = (1_000, 20.0, 1) if quick else (10_000, 100.0, 1)
+    figures: dict[str, Any] = {"nodes": n_nodes, "services_per_node": len(SERVICES),
+                               "virtual_s": seconds, "seed": seed}  # fmt: skip
+    sim = run_phase("sim", n_nodes, seconds, seed)
+    base = run_phase("baseline", n_nodes, seconds, seed)
+    sim_rate = sim["delivered"] / sim["wall_s"]
+    base_rate = base["delivered"] / base["wall_s"]
+    figures.update({
+        "sim_delivered": sim["delivered"],
+        "sim_msgs_per_wall_s": round(sim_rate),
+        "sim_run_wall_s": round(sim["wall_s"], 2),
+        "sim_setup_wall_s": round(sim["setup_s"], 2),
+        "sim_peak_rss_mib": round(sim["peak_rss_mib"], 1),
+        "baseline_delivered": base["delivered"],
+        "baseline_msgs_per_wall_s": round(base_rate),
+        "baseline_run_wall_s": round(base["wall_s"], 2),
+        "baseline_peak_rss_mib": round(base["peak_rss_mib"], 1),
+        "ratio_sim_to_baseline": round(sim_rate / base_rate, 3),
+        "targets": {"ratio_min": 0.6, "sim_peak_rss_mib_max": 150},
+    })  # fmt: skip
+    figures["targets_met"] = (
+        figures["ratio_sim_to_baseline"] >= 0.6 and figures["sim_peak_rss_mib"] <= 150
+    )
+    try:
+        from bench._zmq_rtt import measure_rtt
+    except ImportError:  # pragma: no cover - transport not built
+        pass
+    else:
+        figures.update(measure_rtt(samples=2_000 if quick else 20_000))
+    return figures
+
+
+def _phase_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--phase", choices=["sim", "baseline"], required=True)
+    parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    fn = phase_sim if args.phase == "sim" else phase_baseline
+    figures = fn(args.nodes, args.seconds, args.seed)
+    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    _phase_main(sys.argv[1:])
