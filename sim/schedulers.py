@@ -136,3 +136,27 @@ def _controller(setup: WorldSetup) -> Sequence[tuple[NodeId, Sequence[Behaviour]
 
 register(SchedulerSpec("none"))
 register(SchedulerSpec("centralized", extra_nodes=_controller))
+
+
+def _dvms_services(setup: HostSetup) -> Sequence[Behaviour]:
+    from dvms.protocol import DvmsService
+
+    assert setup.overlay is not None
+    return [DvmsService(setup.hypervisor, setup.overlay, setup.planner(), setup.config)]
+
+
+def _dvms_config_class() -> type[Any]:
+    from dvms.protocol.config import DvmsConfig
+
+    return DvmsConfig
+
+
+register(
+    SchedulerSpec(
+        "dvms",
+        host_services=_dvms_services,
+        monitor=True,
+        uses_overlay=True,
+        config_class=_dvms_config_class(),
+    )
+)
