@@ -25,6 +25,7 @@ from dvms.scheduler import (
     overloaded_hosts,
 )
 from dvms.testing import check_plan, check_plan_parallel
+from dvms.testing.plans import vmplaces_problem
 from dvms.testing.strategies import PartitionCase, hosts_and_vms, partitions
 
 REPAIR = RepairPlanner()
@@ -165,8 +166,10 @@ def test_make_planner() -> None:
     cpsat = make_planner("cpsat", cost="measured", time_limit_s=0.5, headroom=0.2)
     assert isinstance(cpsat, CpSatPlanner) and isinstance(cpsat.cost, MeasuredCost)
     assert cpsat.time_limit_s(100) == 0.5 and cpsat.heuristic.config.headroom == 0.2
-    assert make_planner("cpsat").time_limit_s(80) == 10.0  # VMPlaceS: min(30, hosts / 8)
-    assert make_planner("cpsat").time_limit_s(1000) == 30.0
+    default = make_planner("cpsat")
+    assert isinstance(default, CpSatPlanner)
+    assert default.time_limit_s(80) == 10.0  # VMPlaceS: min(30, hosts / 8)
+    assert default.time_limit_s(1000) == 30.0
     with pytest.raises(InputError, match=r"unknown 'greedy'; allowed: cpsat, repair"):
         make_planner("greedy")
     with pytest.raises(InputError, match=r"unknown 'wall'; allowed: exact-model, measured, model"):
@@ -277,3 +280,18 @@ def test_plans_do_not_depend_on_input_order(case: PartitionCase, rnd: random.Ran
     rnd.shuffle(shuffled_vms)
     for planner in (REPAIR, CPSAT):
         assert planner.plan(hosts, vms) == planner.plan(shuffled_hosts, shuffled_vms)
+
+
+def test_cpsat_is_deterministic_when_stopped_by_its_time_limit() -> None:
+    # 32 VMPlaceS hosts, 7 overloaded: CP-SAT does not prove optimality in 0.05 (deterministic)
+    # seconds; the deterministic limit makes the outcome independent of the machine's speed.
+    hosts, vms = vmplaces_problem(32, 1)
+    outcomes = set()
+    for _ in range(2):
+        planner = CpSatPlanner(CpSatConfig(time_limit_s=0.05))
+        plan = planner.plan(hosts, vms)
+        assert plan is not None
+        check_plan_parallel(hosts, vms, plan)
+        outcomes.add((plan, planner.last_status))
+    assert len(outcomes) == 1
+    assert next(iter(outcomes))[1] == "FEASIBLE"

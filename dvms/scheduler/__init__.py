@@ -10,10 +10,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dvms.errors import InputError
 from dvms.scheduler.cost import CostModel, MeasuredCost, SolveCostModel, vmplaces_time_limit_s
 from dvms.scheduler.model import VM, Host, Migration, Plan, Planner
 from dvms.scheduler.repair import RepairConfig, RepairPlanner, overloaded_hosts
+
+if TYPE_CHECKING:  # imported lazily at run time (OR-Tools is slow to import)
+    from dvms.scheduler.cpsat import CpSatConfig, CpSatPlanner
 
 __all__ = [
     "COST_MODELS",
