@@ -25,7 +25,8 @@ by id):
 Every destination receives VMs on top of all it already runs and never sends any, so the
 plan is executable in order *and* all at once (VMs in flight counting on both ends).
 Cost: one pass over the VMs to sum loads, then work proportional to the overloaded hosts'
-VMs times log(hosts): about a second for 10,000 hosts / 100,000 VMs.
+VMs times log(hosts): ~0.05 ms for 8 hosts / 80 VMs, ~75 ms for 10,000 hosts / 100,000 VMs
+(``python -m bench.run planners``).
 """
 
 from __future__ import annotations
