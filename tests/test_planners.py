@@ -124,6 +124,7 @@ def test_unfixable_hosts_give_none_and_plan_partial_fixes_the_rest() -> None:
     assert unfixed == ["b"]
     assert CPSAT.plan(hosts, vms) is None
     assert CPSAT.last_status == "INFEASIBLE"
+    assert CPSAT.plan_partial(hosts, vms) == (plan, ["b"])
 
 
 def test_cpsat_finds_a_plan_where_the_heuristic_fails() -> None:

@@ -105,6 +105,13 @@ class CpSatPlanner:
         self.cost.record(len(hosts), len(vms), time.perf_counter() - started)
         return result
 
+    def plan_partial(self, hosts: Sequence[Host], vms: Sequence[VM]) -> tuple[Plan, list[str]]:
+        """Best effort: the exact plan if there is one, else the heuristic's partial plan."""
+        plan = self.plan(hosts, vms)
+        if plan is not None:
+            return plan, []
+        return self.heuristic.plan_partial(hosts, vms)
+
     def _plan(self, hosts: Sequence[Host], vms: Sequence[VM]) -> Plan | None:
         hint = self.heuristic.plan(hosts, vms)  # also validates the input
         ordered = sorted(hosts, key=lambda h: h.id)
