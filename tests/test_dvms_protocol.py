@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -112,7 +113,11 @@ def test_two_blocked_partitions_merge() -> None:
         }
     ]
     assert [f["size"] for t, _, f in events if t == "partition.solve"] == [4]
-    dissolved = {f["partition"]: (f["solved"], f["reason"]) for t, _, f in events if t == "partition.dissolve"}
+    dissolved = {
+        f["partition"]: (f["solved"], f["reason"])
+        for t, _, f in events
+        if t == "partition.dissolve"
+    }
     assert dissolved == {"h000:1": (True, "solved"), "h001:1": (True, "solved")}
     assert c.overloaded() == []
     check_protocol_trace(c.events, bound_s=30.0, require_merge=True)
@@ -173,7 +178,7 @@ def test_unsolvable_violation_retries_with_back_off() -> None:
     c.run(41)
     starts = [e["t"] for e in c.of_type("isp.start")]
     assert 10 <= len(starts) <= 40 // 1 + 1
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 1.0  # 2 s ± 50 %
     assert all(not d["solved"] for d in c.of_type("partition.dissolve"))
     check_protocol_trace(c.events, bound_s=10.0)
