@@ -10,6 +10,7 @@ import simpy.rt
 
 from peeractor.network import NetworkModel
 from peeractor.sim import SimRuntime
+from peeractor.threaded import ThreadRuntime
 
 RUNTIME_KINDS = ("sim", "thread")
 """``sim``: SimRuntime on virtual time; ``thread``: ThreadRuntime on the wall clock."""
@@ -34,8 +35,7 @@ def make_runtime(
         env = simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
         return SimRuntime(seed=seed, env=env, network=network, trace=trace)
     if kind == "thread":
-        threaded = pytest.importorskip("peeractor.threaded")
-        return threaded.ThreadRuntime(seed=seed, network=network, trace=trace)
+        return ThreadRuntime(seed=seed, network=network, trace=trace)
     raise ValueError(f"unknown runtime kind {kind!r}")
 
 
