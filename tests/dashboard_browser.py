@@ -41,10 +41,10 @@ def chromium_path() -> str:
 
 @contextmanager
 def dashboard_process(args: Sequence[str], log: Path, timeout: float = 60.0) -> Iterator[str]:
-    """Run ``dvms dashboard ARGS --port 0`` in a subprocess; yield its URL; stop it after."""
+    """Run ``dvms dashboard --port 0 ARGS`` in a subprocess; yield its URL; stop it after."""
     stream = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dvms.cli", "dashboard", *args, "--port", "0"],
+        [sys.executable, "-m", "dvms.cli", "dashboard", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=stream, text=True,
     )
     try:

@@ -78,6 +78,17 @@ def test_state_folds_events_exactly() -> None:
     assert xy == [[-1.5, 0.0], [1.5, 0.0]]
 
 
+def test_host_info_carries_initial_loads() -> None:
+    state = InfraState()
+    state.apply(ev(0, "host.info", "a", host="a", site="x", vms=["v1", "v2"], loads=[10, 20]))
+    state.apply(ev(0, "host.info", "b", host="b", site="x", loads={"v3": 30.0}))
+    state.apply(ev(0, "header", schema="dvms.events/1"))
+    assert state.hosts["a"].vms == {"v1": 10.0, "v2": 20.0}
+    assert state.hosts["b"].vms == {"v3": 30.0}
+    assert state.vm_host == {"v1": "a", "v2": "a", "v3": "b"}
+    assert state.counters["events"] == 2  # a header is not an event
+
+
 def test_frames_full_then_delta() -> None:
     state = InfraState()
     for e in HAND[:4]:

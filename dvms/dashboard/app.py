@@ -102,7 +102,8 @@ def create_app(
     async def status() -> dict[str, Any]:
         state = source.state
         return {**source.status(), "counters": dict(state.counters),
-                "hosts": len(state.hosts), "vms": len(state.vm_host)}
+                "hosts": len(state.hosts), "vms": len(state.vm_host),
+                "coords": len(state.coords), "partitions": len(state.partitions)}
 
     @app.post("/api/control")
     async def control(command: dict[str, Any]) -> JSONResponse:

@@ -69,13 +69,29 @@ class LiveSource:
     a live run cannot be seeked.
     """
 
-    def __init__(self, feed: LiveFeed, state: InfraState | None = None) -> None:
+    def __init__(
+        self,
+        feed: LiveFeed,
+        state: InfraState | None = None,
+        *,
+        speed: float = 1.0,
+        t_end: float | None = None,
+    ) -> None:
         self.feed = feed
         self.state = state or InfraState()
         self.playing = True
+        self.speed = speed
+        """Simulated seconds per wall second (1 for a real deployment)."""
+        self.t_end = t_end
         self._held: list[dict[str, Any]] = []
+        self._wall0: float | None = None
+        self._clock = 0.0
 
     def advance(self, wall: float) -> None:
+        if self._wall0 is None:
+            self._wall0 = wall
+        clock = (wall - self._wall0) * self.speed
+        self._clock = min(clock, self.t_end) if self.t_end is not None else clock
         events = self.feed.drain()
         if not self.playing:
             self._held.extend(events)
@@ -96,6 +112,12 @@ class LiveSource:
         else:
             raise ValueError(f"unknown command {cmd!r}; allowed: play, pause")
 
+    def now(self) -> float:
+        """Run time shown: the last event's, or the wall-clock estimate while running."""
+        if self.feed.closed or not self.playing:
+            return self.state.t
+        return max(self.state.t, self._clock)
+
     def status(self) -> dict[str, Any]:
         return {
             "mode": "live",
@@ -103,7 +125,7 @@ class LiveSource:
             "finished": self.feed.closed,
             "error": self.feed.error,
             "seekable": False,
-            "speed": 1.0,
-            "t": round(self.state.t, 3),
-            "t_end": None,
+            "speed": self.speed,
+            "t": round(self.now(), 3),
+            "t_end": self.t_end,
         }

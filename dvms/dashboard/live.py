@@ -1,21 +1,81 @@
-"""Live mode: run a simulation in real time in this process and feed the dashboard."""
+"""Live mode: run ``dvms simulate`` in real time in this process and feed the dashboard.
+
+The simulation runs on a thread over ``simpy.rt.RealtimeEnvironment`` (``factor = 1 /
+speed`` wall seconds per simulated second, not strict: a slow step delays, never fails)
+and hands every trace event to a :class:`LiveFeed` through ``sim.world.simulate``'s
+``on_event`` hook, while still writing its run directory as usual.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from dvms.dashboard.feed import LiveFeed, LiveSource
+from dvms.dashboard.replay import power_model_of_scenario
 from dvms.dashboard.state import InfraState
-from dvms.errors import InputError
+from dvms.errors import DvmsError, InputError
 
-__all__ = ["start_live_simulation"]
+__all__ = ["parse_simulate_args", "start_live_simulation"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2 (InputError), not usage text
+        raise InputError(f"--simulate: {message}")
+
+
+def parse_simulate_args(argv: Sequence[str]) -> argparse.Namespace:
+    """``dvms simulate``'s flags, parsed the same way (InputError on a bad one)."""
+    from dvms.commands.simulate import add_arguments
+
+    parser = _Parser(prog="dvms dashboard --simulate", add_help=False)
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
 
 
 def start_live_simulation(
     argv: Sequence[str], *, speed: float = 1.0, aggregate_above: int = 1000
 ) -> tuple[LiveSource, str]:
-    """Start ``dvms simulate ARGV`` in real time on a thread; its events feed the source."""
+    """Validate ``dvms simulate ARGV`` and start it on a daemon thread, in real time.
+
+    Returns the dashboard source and a description. The run's directory is ``--out``
+    (default ``runs/live-<time>``); the simulation's failure is reported on the feed.
+    """
+    import simpy.rt
+
+    from dvms.commands.simulate import scenario_from_args
+    from sim.world import simulate
+
+    if not (math.isfinite(speed) and 0 < speed <= 1000):
+        raise InputError(f"--speed {speed}: must be in (0, 1000] for a live simulation")
+    args = parse_simulate_args(argv)
+    scenario = scenario_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("live-%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r}: exists and is not a directory")
     feed = LiveFeed()
-    _ = (argv, speed)
-    raise InputError("--simulate needs the simulated world (sim.world), not available")
-    return LiveSource(feed, InfraState(aggregate_above=aggregate_above)), "live simulation"
+    state = InfraState(power=power_model_of_scenario(scenario), aggregate_above=aggregate_above)
+    feed.publish({"t": 0.0, "type": "header", "node": "world",
+                  "host_cpu_capacity": scenario.infrastructure.host_cpu_capacity})
+
+    def run() -> None:
+        try:
+            env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
+            simulate(scenario, out, on_event=feed.publish, env=env)
+        except DvmsError as exc:
+            feed.close(str(exc))
+        except Exception as exc:  # reported on the page, never a silent death
+            feed.close(f"{type(exc).__name__}: {exc}")
+        else:
+            feed.close()
+
+    threading.Thread(target=run, name="dvms-live-simulation", daemon=True).start()
+    hosts, duration = scenario.infrastructure.hosts, scenario.run.duration_s
+    what = (f"live simulation ({hosts} hosts, {duration:g} s at {speed:g}x real time, "
+            f"results in {out})")
+    return LiveSource(feed, state, speed=speed, t_end=duration), what

@@ -12,7 +12,7 @@ from typing import Any
 from dvms.dashboard.state import InfraState, PowerModel
 from dvms.report.runs import load_run
 
-__all__ = ["MAX_SPEED", "Replay", "load_replay", "power_model_of"]
+__all__ = ["MAX_SPEED", "Replay", "load_replay", "power_model_of", "power_model_of_scenario"]
 
 MAX_SPEED = 10_000.0
 
@@ -25,6 +25,15 @@ def power_model_of(run_dir: Path) -> PowerModel:
         return PowerModel()
     power = scenario.get("power", {})
     idle, top = power.get("idle_w", 100.0), power.get("max_w", 200.0)
+    if isinstance(idle, int | float) and isinstance(top, int | float):
+        return PowerModel(float(idle), float(top))
+    return PowerModel()
+
+
+def power_model_of_scenario(scenario: Any) -> PowerModel:
+    """The power model of a ``sim.scenario.Scenario`` (its ``power`` section)."""
+    power = getattr(scenario, "power", None)
+    idle, top = getattr(power, "idle_w", None), getattr(power, "max_w", None)
     if isinstance(idle, int | float) and isinstance(top, int | float):
         return PowerModel(float(idle), float(top))
     return PowerModel()

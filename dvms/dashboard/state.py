@@ -124,8 +124,8 @@ class InfraState:
     def apply(self, event: dict[str, Any]) -> None:
         """Fold one event (in trace order) into the state."""
         self.t = max(self.t, float(event["t"]))
-        self.counters["events"] += 1
         kind = event["type"]
+        self.counters["events"] += kind != "header"
         for name, site in site_hint(event):
             self.sites[name] = site
             host = self.hosts.get(name)
@@ -140,12 +140,19 @@ class InfraState:
         host = self._host(str(e.get("host", e["node"])))
         if isinstance(e.get("cpu_capacity"), int | float):
             host.capacity = float(e["cpu_capacity"])
-        for vm in e.get("vms") or ():
+        vms = e.get("vms") or ()
+        loads = e.get("loads")
+        if isinstance(loads, dict):  # {vm: load}
+            vms, loads = list(loads), list(loads.values())
+        for k, vm in enumerate(vms):
             name = str(vm)
             if self.vm_host.get(name) not in (None, host.name):
                 self._host(self.vm_host[name]).vms.pop(name, None)
             self.vm_host[name] = host.name
-            host.vms.setdefault(name, 0.0)
+            if isinstance(loads, list) and k < len(loads):
+                host.vms[name] = float(loads[k])
+            else:
+                host.vms.setdefault(name, 0.0)
         self._touch(host)
 
     def _on_header(self, e: dict[str, Any]) -> None:
@@ -233,6 +240,20 @@ class InfraState:
         elif kind == "partition.dissolve":
             self.partitions.pop(pid, None)
             self.counters["isp_solved" if e.get("solved") else "isp_failed"] += 1
+        elif kind == "partition.leave":
+            part = self.partitions.get(pid)
+            if part is not None:
+                part["members"] = [m for m in part["members"] if m != str(e["node"])]
+                if not part["members"]:
+                    del self.partitions[pid]
+        elif kind == "partition.join":
+            node = str(e["node"])
+            part = self.partitions.setdefault(
+                pid, {"leader": node, "members": [], "state": "growing"}
+            )
+            if node not in part["members"]:
+                part["members"].append(node)
+            part["leader"] = str(e.get("leader", part["leader"]))
         else:
             part = self.partitions.setdefault(
                 pid, {"leader": str(e["node"]), "members": [str(e["node"])], "state": "growing"}
@@ -306,7 +327,8 @@ class InfraState:
         names = self.site_names()
         aggregated = len(self.hosts) > self.aggregate_above
         out: dict[str, Any] = {
-            "kind": "frame", "full": full, "t": round(self.t, 3), "status": status,
+            "kind": "frame", "full": full, "t": status.get("t", round(self.t, 3)),
+            "status": status,
             "counters": dict(self.counters), "power_w": self.power_total,
             "site_names": names, "sites": self._site_rows(names), "aggregated": aggregated,
             "hosts_total": len(self.hosts), "vms_total": len(self.vm_host),
@@ -353,6 +375,8 @@ _HANDLERS = {
     "fault.crash": InfraState._on_crash,
     "vivaldi.coord": InfraState._on_coord,
     "isp.start": InfraState._on_partition,
+    "partition.join": InfraState._on_partition,
+    "partition.leave": InfraState._on_partition,
     "partition.grow": InfraState._on_partition,
     "partition.block": InfraState._on_partition,
     "partition.merge": InfraState._on_partition,
