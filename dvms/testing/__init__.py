@@ -7,3 +7,9 @@
 from dvms.testing.plans import PlanViolation, check_plan, check_plan_parallel
 
 __all__ = ["PlanViolation", "check_plan", "check_plan_parallel"]
+
+# Vivaldi harness: topologies (``dvms.testing.topology``), simulate/evaluate (``vivaldi_sim``).
+from dvms.testing import topology
+from dvms.testing.vivaldi_sim import VivaldiStats, evaluate, generate_clients, simulate
+
+__all__ += ["VivaldiStats", "evaluate", "generate_clients", "simulate", "topology"]

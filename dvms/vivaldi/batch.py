@@ -96,9 +96,13 @@ def k_nearest(
 def pairwise_distances(packed: PackedCoordinates) -> FloatArray:
     """The (n, n) matrix of estimated RTTs between packed coordinates (0 on the diagonal)."""
     v = packed.vecs
-    sq = np.einsum("ij,ij->i", v, v)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (v @ v.T), 0.0)
-    raw = np.sqrt(d2) + packed.heights[:, None] + packed.heights[None, :]
+    n = v.shape[0]
+    euclid = np.empty((n, n))
+    step = max(1, 2_000_000 // max(1, n * v.shape[1]))  # rows per chunk: bounded memory
+    for start in range(0, n, step):
+        diff = v[start : start + step, None, :] - v[None, :, :]
+        euclid[start : start + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    raw = euclid + packed.heights[:, None] + packed.heights[None, :]
     adjusted = raw + packed.adjustments[:, None] + packed.adjustments[None, :]
     out: FloatArray = np.where(adjusted > 0.0, adjusted, raw)
     np.fill_diagonal(out, 0.0)
