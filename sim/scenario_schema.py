@@ -150,6 +150,15 @@ class SchedulerConfig(Section):
     name: str = option("centralized", "none, centralized, or another registered scheduler.")
     period_s: float = option(30.0, "Centralised scheduler period (s).", lo=0, lo_open=True)
     planner: str = option("repair", "Planner: repair or cpsat.", choices=("repair", "cpsat"))
+    headroom: float = option(
+        0.2,
+        "Fraction of a destination's CPU capacity the repair heuristic keeps free when it "
+        "can (destinations packed to 90 % are overloaded again by the next load changes "
+        "while a 30 s solve is charged; 0.2 keeps them at <= 80 %).",
+        lo=0,
+        hi=1,
+        hi_open=True,
+    )
     cost: str = option(
         "exact-model",
         "Solve time charged to the clock: exact-model (deterministic) or measured (wall).",

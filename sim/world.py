@@ -192,7 +192,9 @@ class World:
 
     def _planner(self) -> Planner:
         sc = self.scenario.scheduler
-        return make_planner(sc.planner, cost=sc.cost, seed=self.scenario.run.seed)
+        return make_planner(
+            sc.planner, cost=sc.cost, headroom=sc.headroom, seed=self.scenario.run.seed
+        )
 
     def start(self) -> None:
         """Emit the initial state, add the nodes, start the world's processes."""
@@ -205,6 +207,7 @@ class World:
                 site=host.site,
                 cpu_capacity=host.cpu_capacity,
                 memory_mib=host.memory_mib,
+                mem_used_mib=host.mem_resident,
                 vms=list(host.vms),
             )
         for host in self.infra.hosts:
