@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -171,3 +173,44 @@ def test_live_simulation_in_browser(tmp_path: Path) -> None:
         assert int(text(page, "#c-migrations_inter_site")) == summary["migrations_inter_site"]
         assert int(text(page, "#c-migrations_failed")) == summary["migrations_failed"]
         shot(page, tmp_path, "live-2-finished")
+
+
+@pytest.fixture(scope="module")
+def thousand_hosts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("big") / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvms.cli", "simulate", "--hosts", "1000", "--duration", "600",
+         "--scheduler", "centralized", "--seed", "5", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.mark.parametrize("aggregate", [False, True])
+def test_thousand_hosts_ten_thousand_vms_stay_responsive(
+    thousand_hosts: Path, tmp_path: Path, aggregate: bool
+) -> None:
+    args = [str(thousand_hosts), "--speed", "50"]
+    if aggregate:
+        args += ["--aggregate-above", "500"]
+    with dashboard_process(args, tmp_path / "server.log") as url, \
+            open_page(url, tmp_path / "profile") as page:
+        page.wait_for_function("Number(document.body.dataset.frames) >= 2", timeout=60_000)
+        started = time.monotonic()
+        page.wait_for_function("Number(document.body.dataset.frames) >= 12", timeout=60_000)
+        elapsed = time.monotonic() - started
+        assert elapsed < 2 * 10 / 5 + 2, elapsed  # ~5 frames/s keep coming
+        assert dataset(page, "#hosts", "hosts") == "1000"
+        assert dataset(page, "#hosts", "vms") == "10000"
+        assert dataset(page, "#hosts", "aggregated") == str(aggregate).lower()
+        probe = time.monotonic()
+        page.evaluate("1")
+        assert time.monotonic() - probe < 1.0  # the page answers while frames stream
+        worst = float(page.evaluate("window.dvmsDashboard.renderMaxMs"))
+        assert worst < 500, worst
+        sites = page.locator("#hosts .site").count()
+        assert sites >= 2
+        for k in range(sites):
+            assert painted(page, f"#hosts .site:nth-child({k + 1}) canvas") > 2000
+        assert int(text(page, "#c-events")) > 0
+        shot(page, tmp_path, "thousand-hosts" + ("-aggregated" if aggregate else ""))

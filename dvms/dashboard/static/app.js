@@ -350,11 +350,16 @@ function renderPower() {
 
 function render() {
   scheduled = false;
+  const started = performance.now();
   renderHeader();
   renderCounters();
   renderHosts();
   renderVivaldi();
   renderPower();
+  const ms = performance.now() - started;
+  S.renderMs = ms;
+  S.renderMaxMs = Math.max(S.renderMaxMs || 0, ms);
+  document.body.dataset.renderMs = ms.toFixed(1);
 }
 
 $("play").addEventListener("click", () => send({ cmd: S.status.playing ? "pause" : "play" }));
