@@ -8,7 +8,8 @@ staying at its source) when the destination lacks memory or either end crashed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dvms.hypervisor import HostCapacity, HypervisorChanged, MigrationResult, VMSample
@@ -35,13 +36,15 @@ class ToyHypervisor:
 
     def vms(self) -> Sequence[VMSample]:
         c = self.cluster
-        return [
-            VMSample(vm, 1, c.vm_mib, c.demand[vm], vm in c.moving)
-            for vm in sorted(c.vms_on[self.node])
-        ]
+        with c.lock:
+            return [
+                VMSample(vm, 1, c.vm_mib, c.demand[vm], vm in c.moving)
+                for vm in sorted(c.vms_on[self.node])
+            ]
 
     def migrating(self) -> bool:
-        return any(self.node in ends for ends in self.cluster.moving.values())
+        with self.cluster.lock:
+            return any(self.node in ends for ends in self.cluster.moving.values())
 
     def migrate(self, vm: str, destination: NodeId, reply_to: Address) -> None:
         self.cluster.migrate(vm, self.node, destination, reply_to)
@@ -69,11 +72,19 @@ class ToyCluster:
         migration_s: float = 3.0,
         config: DvmsConfig | None = None,
         positions: dict[NodeId, tuple[float, float]] | None = None,
+        runtime: str = "sim",
     ) -> None:
         self.events: list[dict[str, Any]] = []
-        self.rt = SimRuntime(
-            seed=seed, network=UniformLatency(*latency, loss=loss), trace=self.events.append
-        )
+        self.lock = threading.RLock()
+        """Guards the model when the runtime is threaded (actors read, the clock writes)."""
+        network = UniformLatency(*latency, loss=loss)
+        self.rt: Any
+        if runtime == "sim":
+            self.rt = SimRuntime(seed=seed, network=network, trace=self.events.append)
+        else:
+            from peeractor.threaded import ThreadRuntime
+
+            self.rt = ThreadRuntime(seed=seed, network=network, trace=self.events.append)
         self.capacity = capacity
         self.memory_mib = memory_mib
         self.vm_mib = vm_mib
@@ -129,6 +140,15 @@ class ToyCluster:
         for address in self.watchers.get(node, []):
             self.rt.inject(address, HypervisorChanged(node))
 
+    def later(self, at: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` at time ``at`` on the runtime's clock, holding the model's lock."""
+
+        def locked() -> None:
+            with self.lock:
+                fn()
+
+        self.rt.call_later(max(0.0, at - self.rt.now()), locked)
+
     def set_load(self, vm: str, load: float, at: float | None = None) -> None:
         def apply() -> None:
             self.demand[vm] = load
@@ -137,7 +157,7 @@ class ToyCluster:
         if at is None:
             apply()
         else:
-            self.rt.call_later(at - self.rt.now(), apply)
+            self.later(at, apply)
 
     def load_host(self, node: NodeId, loads: Sequence[float], at: float | None = None) -> None:
         for vm, load in zip(sorted(self.vms_on[node]), loads, strict=False):
@@ -158,6 +178,10 @@ class ToyCluster:
         return (len(self.vms_on[node]) + inbound) * self.vm_mib
 
     def migrate(self, vm: str, src: NodeId, dst: NodeId, reply_to: Address) -> None:
+        with self.lock:
+            self._migrate(vm, src, dst, reply_to)
+
+    def _migrate(self, vm: str, src: NodeId, dst: NodeId, reply_to: Address) -> None:
         start = self.rt.now()
 
         def fail(reason: str) -> None:
@@ -174,7 +198,7 @@ class ToyCluster:
         else:
             self.moving[vm] = (src, dst)
             self.emit("migration.start", src, vm=vm, src=src, dst=dst)
-            self.rt.call_later(self.migration_s, lambda: self._complete(vm, reply_to, start))
+            self.later(start + self.migration_s, lambda: self._complete(vm, reply_to, start))
 
     def _complete(self, vm: str, reply_to: Address, start: float) -> None:
         src, dst = self.moving.pop(vm)
@@ -201,7 +225,7 @@ class ToyCluster:
             self.emit("fault.crash", node, host=node, vms=sorted(self.vms_on[node]))
             self.rt.crash(node)
 
-        self.rt.call_later(at - self.rt.now(), apply)
+        self.later(at, apply)
 
     def run(self, until: float) -> None:
         self.rt.run(until)

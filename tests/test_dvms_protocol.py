@@ -292,3 +292,56 @@ def test_same_seed_same_trace() -> None:
 
     assert run(7) == run(7)
     assert run(7) != run(8)
+
+
+def test_the_same_protocol_runs_on_the_thread_runtime() -> None:
+    """Runtime-agnostic: the one-violation case on threads and the wall clock."""
+    c = one_hot_host(runtime="thread", migration_s=0.5)
+    try:
+        c.run(3.0)
+    finally:
+        c.rt.stop()
+    dissolve = c.of_type("partition.dissolve")
+    assert [(d["partition"], d["solved"], d["size"]) for d in dissolve] == [("h000:1", True, 4)]
+    assert 0.5 <= dissolve[0]["lifetime_s"] < 1.5
+    assert c.overloaded() == [] and c.vm_placement_errors() == []
+    check_protocol_trace(c.events, bound_s=5.0)
+
+
+def test_every_protocol_message_crosses_the_wire_codec() -> None:
+    """What travels between processes (ZeroMQ) is encoded: every dvms.* message round-trips."""
+    from dvms.protocol import messages as m
+    from peeractor.codec import decode, encode
+
+    snap = m.HostSnapshot("h1", 700.0, 32768, (("v1", 60.0, 1024),), 1.5)
+    token = m.TransmissionOfAnISP(
+        "h1:1",
+        "h1",
+        "h2",
+        3,
+        "blocked",
+        ("h1", "h2"),
+        (snap,),
+        1.0,
+        ("h9",),
+        ((0.01, 0.02), 1e-5, 0.2, 0.0),
+        "h2",
+        7,
+    )
+    samples = [
+        snap,
+        token,
+        m.TransmissionAck(7),
+        m.IsThisVersionOfThePartitionStillValid("h1:1", 3, "h3", 1),
+        m.CanIMergePartitionWithYou("h1:1", 3, "h4:2", "h5", 2),
+        m.ClaimReply("h1:1", 3, True, 1),
+        m.SetCurrentPartition("h1:1", "h1", "h2", 4, "computing", ("h1", "h2"), 1.0, ""),
+        m.KeepAlive("h1:1", 4),
+        m.DissolvePartition("h1:1", "solved", True),
+        m.MergeProposal(token, "h6"),
+        m.MigrateOrder("h1:1", "v1", "h1", "h2", "h2"),
+        m.OrderAck("h1:1", "v1"),
+        m.MigrationReport("h1:1", "v1", "h1", "h2", False, "no-memory"),
+    ]
+    for message in samples:
+        assert decode(encode(message)) == message
