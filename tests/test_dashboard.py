@@ -351,3 +351,33 @@ def test_cli_bad_input_one_line_exit_2(
 def test_synthetic_events_are_time_ordered() -> None:
     events = synthetic_events(hosts=6, duration_s=60)
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+
+
+def test_live_simulation_feeds_the_state(tmp_path: Path) -> None:
+    from dvms.dashboard.live import start_live_simulation
+
+    source, what = start_live_simulation(
+        ["--hosts", "18", "--duration", "60", "--scheduler", "centralized", "--seed", "4",
+         "--out", str(tmp_path / "live")], speed=200.0)
+    assert what.startswith("live simulation (18 hosts, 60 s at 200x real time")
+    deadline = time.monotonic() + 60
+    while not source.feed.closed and time.monotonic() < deadline:
+        source.advance(time.monotonic())
+        time.sleep(0.05)
+    source.advance(time.monotonic())
+    assert source.feed.closed and source.feed.error is None
+    summary = json.loads((tmp_path / "live" / "summary.json").read_text())
+    counters = source.state.counters
+    assert counters["violations"] == summary["violations"]
+    assert counters["migrations"] == summary["migrations"]
+    assert len(source.state.hosts) == 18 and len(source.state.vm_host) == summary["vms"]
+    assert source.status()["t"] == 60.0 and source.status()["finished"] is True
+
+
+def test_bad_simulate_flags_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard", "--port", "0", "--simulate", "--hosts", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dvms dashboard: error: --simulate: argument --hosts: invalid int value: 'x'"]
+    assert main(["dashboard", "--port", "0", "--simulate", "--scheduler", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dvms dashboard: error: ") and "nope" in err[0]

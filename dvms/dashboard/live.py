@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from dvms.dashboard.replay import power_model_of_scenario
 from dvms.dashboard.state import InfraState
 from dvms.errors import DvmsError, InputError
 
-__all__ = ["parse_simulate_args", "start_live_simulation"]
+__all__ = ["parse_simulate_args", "serve_live", "start_live", "start_live_simulation"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,18 +45,31 @@ def start_live_simulation(
     """Validate ``dvms simulate ARGV`` and start it on a daemon thread, in real time.
 
     Returns the dashboard source and a description. The run's directory is ``--out``
-    (default ``runs/live-<time>``); the simulation's failure is reported on the feed.
+    (default ``runs/live-<time>``).
+    """
+    from dvms.commands.simulate import scenario_from_args
+
+    args = parse_simulate_args(argv)
+    scenario = scenario_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("live-%Y%m%d-%H%M%S")
+    return start_live(scenario, out, speed=speed, aggregate_above=aggregate_above)
+
+
+def start_live(
+    scenario: Any, out: str | Path, *, speed: float = 1.0, aggregate_above: int = 1000
+) -> tuple[LiveSource, str]:
+    """Start ``sim.world.simulate(scenario, out)`` in real time on a daemon thread.
+
+    ``speed``: simulated seconds per wall second. The simulation's failure is reported on
+    the feed (and the page), never silently.
     """
     import simpy.rt
 
-    from dvms.commands.simulate import scenario_from_args
     from sim.world import simulate
 
     if not (math.isfinite(speed) and 0 < speed <= 1000):
         raise InputError(f"--speed {speed}: must be in (0, 1000] for a live simulation")
-    args = parse_simulate_args(argv)
-    scenario = scenario_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("live-%Y%m%d-%H%M%S")
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r}: exists and is not a directory")
     feed = LiveFeed()
@@ -79,3 +93,36 @@ def start_live_simulation(
     what = (f"live simulation ({hosts} hosts, {duration:g} s at {speed:g}x real time, "
             f"results in {out})")
     return LiveSource(feed, state, speed=speed, t_end=duration), what
+
+
+def serve_live(
+    scenario: Any,
+    out: str | Path,
+    *,
+    speed: float = 1.0,
+    host: str | None = None,
+    port: int = 9000,
+) -> int:
+    """Run ``scenario`` live and serve the dashboard until Ctrl-C (for ``dvms simulate --live``).
+
+    ``host``: None binds 127.0.0.1; an explicit address may be non-loopback (with a warning).
+    """
+    from dvms.dashboard.app import bind_socket, create_app, is_loopback, serve
+
+    address = host or "127.0.0.1"
+    sock = bind_socket(address, port, explicit=host is not None)
+    try:
+        source, what = start_live(scenario, out, speed=speed)
+        app = create_app(source)
+    except BaseException:
+        sock.close()
+        raise
+    bound, real_port = sock.getsockname()[:2]
+    shown = f"[{bound}]" if ":" in bound else bound
+    if not is_loopback(address):
+        print(f"dvms: warning: dashboard listening on non-loopback address {address} "
+              "(asked with --host): anyone who can reach this machine can see it",
+              file=sys.stderr)
+    print(f"dvms: {what} on http://{shown}:{real_port}/ (Ctrl-C to stop)", flush=True)
+    serve(app, sock)
+    return 0
