@@ -5,7 +5,10 @@ second to a random peer (random node, same service) through a Grid'5000-like lat
 model (8 sites, jitter 10 %), for D virtual seconds. Full: 10,000 x 3 for 100 s;
 quick: 1,000 x 3 for 20 s. Each phase runs in a fresh subprocess, so its peak RSS
 (``ru_maxrss``) is its own; rates count delivered messages per wall second of the run
-(set-up excluded, reported apart).
+(set-up excluded, reported apart). The plain-simpy baseline is what one would write by
+hand: a ``Timeout`` with a callback per timer and per message, same rngs, same latency
+model, same message objects. ZeroMQ round trip: two processes on loopback, CURVE on,
+one ping at a time between two ``ThreadRuntime`` nodes (actors and transport included).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import random
 import resource
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -109,7 +113,7 @@ def phase_baseline(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
         def deliver(event: simpy.Event) -> None:
             nonlocal delivered
             delivered += 1
-            dst, _msg = event.value
+            dst: tuple[str, str] = event.value[0]  # type: ignore[index]
             received[dst] += 1
 
         def beat(_: simpy.Event) -> None:
@@ -119,10 +123,10 @@ def phase_baseline(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
             msg = Load(seq)
             delay = net.latency(node, dst, net_rng)
             if delay is not None:
-                env.timeout(delay, ((dst, name), msg)).callbacks.append(deliver)  # type: ignore[union-attr]
-            env.timeout(1.0).callbacks.append(beat)  # type: ignore[union-attr]
+                env.timeout(delay, ((dst, name), msg)).callbacks.append(deliver)
+            env.timeout(1.0).callbacks.append(beat)
 
-        env.timeout(rng.random()).callbacks.append(beat)  # type: ignore[union-attr]
+        env.timeout(rng.random()).callbacks.append(beat)
 
     for node in nodes:
         for name in SERVICES:
@@ -171,22 +175,130 @@ def main(quick: bool = False) -> dict[str, Any]:
     figures["targets_met"] = (
         figures["ratio_sim_to_baseline"] >= 0.6 and figures["sim_peak_rss_mib"] <= 150
     )
-    try:
-        from bench._zmq_rtt import measure_rtt
-    except ImportError:  # pragma: no cover - transport not built
-        pass
-    else:
-        figures.update(measure_rtt(samples=2_000 if quick else 20_000))
+    figures.update(measure_zmq_rtt(samples=2_000 if quick else 20_000))
     return figures
+
+
+# -- ZeroMQ round trip ---------------------------------------------------------------
+
+
+@message("bench.runtime.Ping")
+class Ping:
+    seq: int
+    sent_at: float
+    reply_to: str
+
+
+@message("bench.runtime.Pong")
+class Pong:
+    seq: int
+    sent_at: float
+
+
+class Echoer(Behaviour):
+    name = "echo"
+
+    def on_receive(self, message: object) -> None:
+        assert isinstance(message, Ping)
+        self.send((message.reply_to, "pinger"), Pong(message.seq, message.sent_at))
+
+
+class Pinger(Behaviour):
+    """One ping at a time; records round trips (runtime clock) and signals when done."""
+
+    name = "pinger"
+
+    def __init__(self, target: str, samples: int, done: threading.Event) -> None:
+        self.target = target
+        self.samples = samples
+        self.done = done
+        self.rtts: list[float] = []
+
+    def ping(self, seq: int) -> None:
+        self.send((self.target, "echo"), Ping(seq, self.now(), self.node))
+
+    def on_receive(self, message: object) -> None:
+        if isinstance(message, Pong):
+            self.rtts.append(self.now() - message.sent_at)
+            if len(self.rtts) >= self.samples:
+                self.done.set()
+                return
+            self.ping(message.seq + 1)
+        else:  # the start signal
+            self.ping(0)
+
+
+def phase_zmq_echo(keys_dir: str) -> None:
+    """Child process: an echo node; prints its endpoint, reads the client's, serves."""
+    from peeractor.keys import load_run_keys
+    from peeractor.threaded import ThreadRuntime
+    from peeractor.zmq_transport import ZmqTransport
+
+    transport = ZmqTransport(load_run_keys(keys_dir))
+    rt = ThreadRuntime(seed=0, transport=transport)
+    rt.add_node("echo-node", [Echoer()])
+    print(json.dumps({"endpoint": transport.endpoint}), flush=True)
+    rt.add_route("ping-node", sys.stdin.readline().strip())
+    sys.stdin.read()  # until the parent closes our stdin
+    rt.stop()
+
+
+def measure_zmq_rtt(samples: int, warmup: int = 200) -> dict[str, Any]:
+    """Round trips between two processes on loopback, CURVE on, through ThreadRuntime."""
+    import statistics
+    import tempfile
+
+    from peeractor.keys import generate_run_keys
+    from peeractor.threaded import ThreadRuntime
+    from peeractor.zmq_transport import ZmqTransport
+
+    with tempfile.TemporaryDirectory() as keys_dir:
+        keys = generate_run_keys(keys_dir)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_runtime", "--phase", "zmq-echo",
+             "--keys", keys_dir],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert child.stdin is not None and child.stdout is not None
+        transport = ZmqTransport(keys)
+        rt = ThreadRuntime(seed=0, transport=transport)
+        try:
+            echo_endpoint = json.loads(child.stdout.readline())["endpoint"]
+            child.stdin.write(transport.endpoint + "\n")
+            child.stdin.flush()
+            rt.add_route("echo-node", echo_endpoint)
+            done = threading.Event()
+            pinger = Pinger("echo-node", samples + warmup, done)
+            rt.add_node("ping-node", [pinger])
+            rt.inject(("ping-node", "pinger"), BEAT)
+            if not done.wait(timeout=120):
+                raise RuntimeError(f"only {len(pinger.rtts)} round trips in 120 s")
+        finally:
+            rt.stop()
+            child.stdin.close()
+            child.wait(timeout=10)
+    rtts = sorted(pinger.rtts[warmup:])
+    q = statistics.quantiles(rtts, n=100)
+    return {
+        "zmq_rtt_samples": len(rtts),
+        "zmq_rtt_p50_us": round(q[49] * 1e6, 1),
+        "zmq_rtt_p99_us": round(q[98] * 1e6, 1),
+        "zmq_rtt_mean_us": round(statistics.fmean(rtts) * 1e6, 1),
+        "zmq_curve": True,
+    }
 
 
 def _phase_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--phase", choices=["sim", "baseline"], required=True)
-    parser.add_argument("--nodes", type=int, required=True)
-    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--phase", choices=["sim", "baseline", "zmq-echo"], required=True)
+    parser.add_argument("--nodes", type=int, default=1_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keys", help="zmq-echo: the run's key directory")
     args = parser.parse_args(argv)
+    if args.phase == "zmq-echo":
+        phase_zmq_echo(args.keys)
+        return
     fn = phase_sim if args.phase == "sim" else phase_baseline
     figures = fn(args.nodes, args.seconds, args.seed)
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
