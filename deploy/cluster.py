@@ -245,10 +245,10 @@ def down(workdir: Path = DEFAULT_WORKDIR) -> list[str]:
     if state is None:
         return []
     removed: list[str] = []
-    for host_name, pid in sorted(state.agents.items()):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 15)
-            removed.append(f"agent {host_name}")
+    if state.agents:
+        from deploy.cluster_agents import stop_agents
+
+        removed += [f"agent {name}" for name in stop_agents(state)]
     for host in state.hosts:
         if host.alive() and host.socket.exists():
             try:

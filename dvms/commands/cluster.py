@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dvms.errors import InputError
+
 __all__ = ["register", "run"]
 
 DEFAULT_WORKDIR = "/var/tmp/dvms-cluster"
@@ -37,12 +39,25 @@ def register(subparsers: Any) -> None:
     p_up.add_argument("--load", type=float, default=20.0,
                       help="initial CPU cap of each guest, percent of a core (default 20)")
     p_up.add_argument("--subnet", default="10.213.0.0/24")
+    p_up.add_argument("--agents", action="store_true",
+                      help="start one dvms agent per host (ZeroMQ/CURVE, DVMS over libvirt)")
+    p_up.add_argument("--host-cpu", type=float, default=50.0,
+                      help="CPU capacity the agents declare per host, percent of a core "
+                           "(all hosts share this machine; default 50)")
+    p_up.add_argument("--host-memory-mib", type=int, default=1024,
+                      help="memory capacity the agents declare per host (default 1024)")
+    p_up.add_argument("--planner", default="repair", help="repair | cpsat")
+    p_up.add_argument("--overlay", default="lbo", help="lbo | ring | random")
     p_load = sub.add_parser("load", help="set a guest's CPU cap (percent of a core)")
     p_load.add_argument("vm")
     p_load.add_argument("percent", type=float)
     sub.add_parser("status", help="hosts and guests, as JSON")
+    p_collect = sub.add_parser(
+        "collect", help="stop the agents and merge their traces into one run directory")
+    p_collect.add_argument("--out", type=Path, default=None,
+                           help="run directory (default WORKDIR/run)")
     sub.add_parser("down", help="remove everything (safe to repeat)")
-    for p in (p_up, p_load):
+    for p in (p_up, p_load, p_collect):
         p.add_argument("--workdir", type=Path, default=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
@@ -60,11 +75,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"cluster up in {state.workdir}: {len(state.hosts)} hosts, {len(state.vms)} guests")
         for host in state.hosts:
             print(f"  {host.name} {host.ip} {host.uri}")
+        if args.agents:
+            from deploy.agent_config import AgentTuning
+            from deploy.cluster_agents import agent_configs, start_agents
+            from dvms.hypervisor import HostCapacity
+
+            tuning = AgentTuning(planner=args.planner, overlay=args.overlay)
+            configs = agent_configs(
+                state, capacity=HostCapacity(cpu=args.host_cpu,
+                                             memory_mib=args.host_memory_mib), tuning=tuning)
+            pids = start_agents(state, configs)
+            print("agents: " + ", ".join(f"{n} (pid {p})" for n, p in sorted(pids.items())))
     elif args.action == "load":
         where = cluster.set_load(workdir, args.vm, args.percent)
         print(f"{args.vm} on {where}: capped at {args.percent:g}% of a core")
     elif args.action == "status":
         print(json.dumps(cluster.status(workdir), indent=1, sort_keys=True))
+    elif args.action == "collect":
+        from deploy.cluster_agents import collect, stop_agents
+
+        loaded = cluster.ClusterState.load(workdir.resolve())
+        if loaded is None:
+            raise InputError(f"no cluster in {workdir} (run: dvms cluster up)")
+        stop_agents(loaded)
+        print(f"run collected in {collect(loaded, args.out)}")
     elif args.action == "down":
         removed = cluster.down(workdir)
         print("removed: " + (", ".join(removed) if removed else "nothing (no cluster)"))

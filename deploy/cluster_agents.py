@@ -1,0 +1,220 @@
+"""Agents of the local cluster: one ``dvms agent`` process per host namespace.
+
+``start_agents`` writes the run's CURVE keys and one TOML config per host into the
+cluster's work directory, starts each agent inside its host's network namespace (``nsenter
+--net``: the agent's ZeroMQ endpoint is the host's address), and records the pids in the
+cluster state so ``down`` can stop them. ``stop_agents`` SIGTERMs them (they flush their
+trace and summary) and waits. ``merge_traces`` puts the agents' traces on one time line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_agent_config
+from deploy.cluster import ClusterState, locate
+from dvms.errors import DvmsError, InputError
+from dvms.hypervisor import HostCapacity
+from dvms.trace import TraceWriter, read_events, read_header
+
+__all__ = [
+    "AGENT_PORT",
+    "agent_configs",
+    "collect",
+    "merge_traces",
+    "start_agents",
+    "stop_agents",
+]
+
+AGENT_PORT = 7100
+
+
+def agent_configs(state: ClusterState, *, capacity: HostCapacity | None,
+                  tuning: AgentTuning, seed: int = 1,
+                  sites: dict[str, str] | None = None) -> list[AgentConfig]:
+    """One config per host: every other host is a bootstrap peer."""
+    sites = sites or {}
+    configs = []
+    for host in state.hosts:
+        peers = tuple(
+            PeerConfig(node=o.name, site=sites.get(o.name, "local"),
+                       address=f"tcp://{o.ip}:{AGENT_PORT}", libvirt_uri=o.tcp_uri)
+            for o in state.hosts if o.name != host.name)
+        configs.append(AgentConfig(
+            node=host.name, site=sites.get(host.name, "local"),
+            listen=f"tcp://{host.ip}:{AGENT_PORT}", libvirt_uri=host.uri,
+            key_dir=state.workdir / "keys", output_dir=state.workdir / "agents" / host.name,
+            seed=seed, capacity=capacity, peers=peers, agent=tuning))
+    return configs
+
+
+def start_agents(state: ClusterState, configs: list[AgentConfig]) -> dict[str, int]:
+    """Generate the run's keys (once) and start one agent per config; returns pids."""
+    from peeractor.keys import generate_run_keys
+
+    key_dir = state.workdir / "keys"
+    if not key_dir.exists():
+        generate_run_keys(key_dir)
+    for cfg in configs:
+        host = state.host(cfg.node)
+        cfg.output_dir.mkdir(parents=True, exist_ok=True)
+        path = state.workdir / "agents" / f"{cfg.node}.toml"
+        path.write_text(render_agent_config(cfg))
+        with open(cfg.output_dir / "agent.log", "ab") as out:
+            proc = subprocess.Popen(
+                ["nsenter", f"--net=/run/netns/{host.netns}", sys.executable, "-m",
+                 "dvms.cli", "agent", str(path)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        state.agents[cfg.node] = proc.pid
+        state.save()
+    return dict(state.agents)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def stop_agents(state: ClusterState, timeout_s: float = 20.0,
+                only: list[str] | None = None, sig: int = signal.SIGTERM) -> list[str]:
+    """Signal the agents (SIGKILL after ``timeout_s``); returns the hosts stopped."""
+    names = sorted(state.agents) if only is None else only
+    for name in names:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.agents[name], sig)
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        pid = state.agents[name]
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        del state.agents[name]
+    state.save()
+    return names
+
+
+def _t0(agent_dir: Path) -> float | None:
+    """The wall time of an agent's ``t = 0``: its trace header, else its ``agent.json``."""
+    path = agent_dir / "events.jsonl.gz"
+    with contextlib.suppress(InputError, OSError):
+        header = read_header(path)
+        if header is not None and "t0_unix" in header:
+            return float(header["t0_unix"])
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return float(json.loads((agent_dir / "agent.json").read_text())["t0_unix"])
+    return None
+
+
+def _events(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The events of a trace, and whether it was cut short (a killed agent's is)."""
+    events: list[dict[str, Any]] = []
+    try:
+        for event in read_events(path):
+            events.append(event)
+    except InputError:
+        return events, True
+    return events, False
+
+
+def merge_traces(agent_dirs: list[Path], out: Path) -> int:
+    """Merge the agents' ``events.jsonl.gz`` onto the earliest agent's clock.
+
+    Each agent's ``t = 0`` is at wall time ``t0_unix`` (trace header, or ``agent.json``
+    for an agent killed before its trace was flushed); events are shifted by the
+    difference and sorted by time (stable). Cut-short traces contribute what they hold
+    and are listed in the merged header (``truncated``). Returns the events written.
+    """
+    traces: list[tuple[float, Path]] = []
+    for d in agent_dirs:
+        t0 = _t0(d)
+        if t0 is None:
+            raise DvmsError(f"{d}: no trace header with t0_unix (nor agent.json)")
+        traces.append((t0, d))
+    if not traces:
+        raise DvmsError("no agent traces to merge")
+    origin = min(t0 for t0, _ in traces)
+    events: list[dict[str, Any]] = []
+    truncated: list[str] = []
+    for t0, d in traces:
+        got, cut = _events(d / "events.jsonl.gz") if (d / "events.jsonl.gz").exists() else (
+            [], True)
+        if cut:
+            truncated.append(d.name)
+        events += [{**e, "t": round(e["t"] + t0 - origin, 6)} for e in got]
+    events.sort(key=lambda e: e["t"])
+    merged_header: dict[str, Any] = {"t0_unix": origin, "agents": [d.name for d in agent_dirs],
+                                     "truncated": truncated, "source": "dvms agents (merged)"}
+    with TraceWriter(out, header=merged_header) as writer:
+        for event in events:
+            writer.write(event)
+    return len(events)
+
+
+def read_jsonl_gz(path: Path) -> list[dict[str, Any]]:
+    """Every JSON line of a (gzipped) events file, header included."""
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def collect(state: ClusterState, out: Path | None = None) -> Path:
+    """Merge the agents' traces into ``out`` (default ``WORKDIR/run``) with a summary.
+
+    ``vms_lost``: guests of the cluster running on no host now (asked to the daemons).
+    """
+    from dvms.metrics import MetricsCollector
+
+    out = out or state.workdir / "run"
+    out.mkdir(parents=True, exist_ok=True)
+    dirs = sorted(p for p in (state.workdir / "agents").iterdir() if p.is_dir())
+    merge_traces(dirs, out / "events.jsonl.gz")
+    events = list(read_events(out / "events.jsonl.gz"))
+    metrics = MetricsCollector.from_events(events).metrics()
+    agent_summaries = {}
+    for d in dirs:
+        path = d / "summary.json"
+        if path.exists():
+            agent_summaries[d.name] = json.loads(path.read_text())
+    messages: dict[str, int] = {}
+    for s in agent_summaries.values():
+        for k, v in s.get("messages", {}).items():
+            messages[k] = messages.get(k, 0) + int(v)
+    summary = {
+        "schema": "dvms.summary/1",
+        "seed": state.spec.get("seed", 1),
+        "scenario": {"cluster": state.spec},
+        "hosts": len(state.hosts),
+        "vms": len(state.vms),
+        "sites": 1,
+        "duration_s": max((e["t"] for e in events), default=0.0),
+        "scheduler": "dvms",
+        "overlay": next((s.get("overlay") for s in agent_summaries.values()), None),
+        **metrics,
+        "messages": dict(sorted(messages.items())),
+        "vms_lost": len(set(state.vms) - set(locate(state))),
+        "agents": sorted(agent_summaries),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    return out
