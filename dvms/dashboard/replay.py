@@ -51,7 +51,12 @@ class Replay:
         speed: float = 10.0,
         playing: bool = True,
         t_end: float | None = None,
+        checkpoint_every: int = 100_000,
     ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every {checkpoint_every}: must be >= 1")
+        self.checkpoint_every = checkpoint_every
+        self._checkpoints: dict[int, InfraState] = {}
         self.events = list(events)
         self.times = [float(e["t"]) for e in self.events]
         self.state = state or InfraState()
@@ -81,11 +86,33 @@ class Replay:
     def _apply_until(self, t: float) -> None:
         stop = bisect.bisect_right(self.times, t, lo=self.index)
         apply = self.state.apply
-        for event in self.events[self.index : stop]:
-            apply(event)
-        self.index = stop
+        every = self.checkpoint_every
+        while self.index < stop:
+            boundary = (self.index // every + 1) * every
+            end = min(stop, boundary)
+            for event in self.events[self.index : end]:
+                apply(event)
+            self.index = end
+            if end == boundary and end not in self._checkpoints:
+                self._checkpoints[end] = self.state.copy()
         self.t = t
         self.state.t = t
+
+    def _jump(self, t: float) -> None:
+        """To the latest checkpoint at or before ``t`` if that is backwards or ahead of
+        the current position (else stay): backwards without one, to the start."""
+        usable = [k for k in self._checkpoints if self.times[k - 1] <= t]
+        k = max(usable, default=0)
+        if t >= self.t and k <= self.index:
+            return
+        if k == 0:
+            self._restart()
+            return
+        epoch = self.state.epoch
+        self.state = self._checkpoints[k].copy()
+        self.state.epoch = max(epoch, self.state.epoch) + 1  # clients get a full frame
+        self.index = k
+        self.t = self.state.t = self.times[k - 1]
 
     def advance(self, wall: float) -> None:
         """Move the clock to wall time ``wall`` (seconds, monotonic) if playing."""
@@ -98,12 +125,16 @@ class Replay:
             self.playing = False
 
     def seek(self, t: float) -> None:
-        """Jump to trace time ``t`` (clipped to [0, t_end]); backwards replays from 0."""
+        """Jump to trace time ``t`` (clipped to [0, t_end]).
+
+        The state is rebuilt from the latest checkpoint before ``t`` (one is kept every
+        ``checkpoint_every`` events already played) when that is backwards or ahead;
+        backwards without one, from the start.
+        """
         if not (isinstance(t, int | float) and math.isfinite(t)):
             raise ValueError(f"seek time {t!r}: must be a number of seconds")
         t = min(max(0.0, float(t)), self.t_end)
-        if t < self.t:
-            self._restart()
+        self._jump(t)
         self._apply_until(t)
 
     def control(self, command: Mapping[str, Any]) -> None:

@@ -107,6 +107,29 @@ class InfraState:
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._projection: tuple[int, list[str], list[list[float]]] | None = None
 
+    def copy(self) -> InfraState:
+        """An independent copy (a replay checkpoint); much cheaper than ``deepcopy``."""
+        other = object.__new__(InfraState)
+        other.__dict__.update(self.__dict__)
+        other._site_seed = dict(self._site_seed)
+        other.hosts = {
+            name: HostView(h.name, h.site, h.capacity, dict(h.vms), h.violated, h.alive,
+                           h.version)
+            for name, h in self.hosts.items()
+        }
+        other.vm_host = dict(self.vm_host)
+        other.sites = dict(self.sites)
+        other.coords = dict(self.coords)  # vectors are replaced, never mutated
+        other.partitions = {
+            pid: {**p, "members": list(p["members"])} for pid, p in self.partitions.items()
+        }
+        other.migrating = dict(self.migrating)
+        other.recent = deque(self.recent, maxlen=self.recent.maxlen)
+        other.power_history = deque(self.power_history, maxlen=self.power_history.maxlen)
+        other.counters = dict(self.counters)
+        other._projection = None
+        return other
+
     # ----- folding events ---------------------------------------------------------------
 
     def _host(self, name: str) -> HostView:
@@ -123,15 +146,19 @@ class InfraState:
 
     def apply(self, event: dict[str, Any]) -> None:
         """Fold one event (in trace order) into the state."""
-        self.t = max(self.t, float(event["t"]))
+        t = event["t"]
+        if t > self.t:
+            self.t = float(t)
         kind = event["type"]
-        self.counters["events"] += kind != "header"
-        for name, site in site_hint(event):
-            self.sites[name] = site
-            host = self.hosts.get(name)
-            if host is not None and host.site != site:
-                host.site = site
-                self._touch(host)
+        if kind != "header":
+            self.counters["events"] += 1
+        if kind in _SITE_HINTS:
+            for name, site in site_hint(event):
+                self.sites[name] = site
+                host = self.hosts.get(name)
+                if host is not None and host.site != site:
+                    host.site = site
+                    self._touch(host)
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, event)
@@ -360,6 +387,8 @@ class InfraState:
         cursor.coords_seq, cursor.power_seq = self.coords_seq, self.power_seq
         return out
 
+
+_SITE_HINTS = frozenset({"host.info", "host", "migration.start", "migration.end", "migration.fail"})
 
 _HANDLERS = {
     "header": InfraState._on_header,
