@@ -63,23 +63,38 @@ def create_app(
     if not 0 < rate_hz <= MAX_RATE_HZ:
         raise ValueError(f"rate_hz {rate_hz!r}: must be in (0, {MAX_RATE_HZ:g}]")
     clients: set[_Client] = set()
+    busy = asyncio.Lock()  # one user of the source at a time; slow seeks run on a thread
+
+    def render(client: _Client) -> str:
+        frame = source.state.frame(client.cursor, source.status())
+        return json.dumps(frame, separators=(",", ":"))
+
+    async def send(client: _Client, text: str) -> None:
+        async with client.lock:
+            await client.ws.send_text(text)
 
     async def send_frame(client: _Client) -> None:
-        async with client.lock:
-            frame = source.state.frame(client.cursor, source.status())
-            await client.ws.send_text(json.dumps(frame, separators=(",", ":")))
+        async with busy:
+            text = render(client)
+        await send(client, text)
 
     async def ticker() -> None:
         period = 1.0 / rate_hz
         while True:
             started = time.monotonic()
-            source.advance(clock())
-            for client in list(clients):
+            async with busy:
+                source.advance(clock())
+                frames = [(client, render(client)) for client in list(clients)]
+            for client, text in frames:
                 try:
-                    await asyncio.wait_for(send_frame(client), timeout=5.0)
+                    await asyncio.wait_for(send(client, text), timeout=5.0)
                 except Exception:  # a gone or stuck client is dropped, never the app
                     clients.discard(client)
             await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+    async def apply(command: Mapping[str, Any]) -> None:
+        async with busy:
+            await asyncio.to_thread(source.control, command)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,7 +123,7 @@ def create_app(
     @app.post("/api/control")
     async def control(command: dict[str, Any]) -> JSONResponse:
         try:
-            source.control(command)
+            await apply(command)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(source.status())
@@ -126,7 +141,7 @@ def create_app(
                     command = json.loads(text)
                     if not isinstance(command, dict):
                         raise ValueError("a command is a JSON object")
-                    source.control(command)
+                    await apply(command)
                 except ValueError as exc:
                     await websocket.send_text(json.dumps({"kind": "error", "message": str(exc)}))
                     continue
