@@ -402,7 +402,9 @@ class SimRuntime:
 
     def run(self, until: float) -> None:
         """Process events until the clock reaches ``until`` (or ``stop()``)."""
-        if self._stopped or until <= self.env.now:
+        if until < self.env.now:
+            raise ValueError(f"until={until} is before now={self.env.now}")
+        if self._stopped or until == self.env.now:
             return
         self._running = True
         try:

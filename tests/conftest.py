@@ -12,8 +12,9 @@ from peeractor.network import NetworkModel
 from peeractor.sim import SimRuntime
 from peeractor.threaded import ThreadRuntime
 
-RUNTIME_KINDS = ("sim", "thread")
-"""``sim``: SimRuntime on virtual time; ``thread``: ThreadRuntime on the wall clock."""
+RUNTIME_KINDS = ("sim", "sim-rt", "thread")
+"""``sim``: SimRuntime on virtual time; ``sim-rt``: SimRuntime on simpy's
+RealtimeEnvironment; ``thread``: ThreadRuntime on the wall clock."""
 
 REALTIME_TOLERANCE_S = 0.05
 """How far a wall-clock runtime's event times may be from the virtual-time ones."""

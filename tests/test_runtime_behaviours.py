@@ -74,8 +74,8 @@ class PingPong(Behaviour):
             self.send((other, "pp"), Ping(message.n + 1))
 
 
-@pytest.mark.parametrize("kind", ["sim", "sim-rt", "thread"])
-def test_ping_pong_with_latency(kind: str, runtimes: Any) -> None:
+def test_ping_pong_with_latency(runtime_kind: str, runtimes: Any) -> None:
+    kind = runtime_kind
     trace: list[Event] = []
     rt = runtimes(kind, network=ConstantLatency(0.125), trace=trace.append)
     rt.add_node("b", [PingPong()])

@@ -5,13 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from peeractor import Behaviour, message
 from peeractor._seed import stable_seed
-from peeractor.network import UniformLatency
+from peeractor.network import (
+    GRID5000_SITES,
+    ConstantLatency,
+    SiteLatency,
+    UniformLatency,
+    geo_one_way_s,
+)
 from peeractor.sim import SimRuntime
 
 
@@ -94,3 +103,51 @@ def test_history_does_not_depend_on_the_process_hash_seed() -> None:
         digests.add(out.stdout.strip())
     here = hashlib.sha256(json.dumps(history(42), sort_keys=True).encode()).hexdigest()
     assert digests == {here}
+
+
+def test_site_latency_uses_the_site_pair_jitter_and_loss() -> None:
+    site_of = {"a1": "lyon", "a2": "lyon", "b1": "rennes"}
+    model = SiteLatency.geographic(site_of, jitter=0.1, loss=0.0, intra_site_s=0.0001)
+    rng = random.Random(5)
+    intra = [model.latency("a1", "a2", rng) for _ in range(100)]
+    inter = [model.latency("a1", "b1", rng) for _ in range(100)]
+    assert all(d is not None and 0.0001 <= d <= 0.00011 for d in intra)
+    base = geo_one_way_s(GRID5000_SITES["lyon"], GRID5000_SITES["rennes"])
+    assert 0.003 < base < 0.01  # ~560 km: a few milliseconds one way
+    assert all(d is not None and base <= d <= base * 1.1 for d in inter)
+    assert model.site_delay("b1", "a2") == pytest.approx(base)
+    lossy = ConstantLatency(0.01, loss=0.25)
+    drawn = [lossy.latency("a", "b", rng) for _ in range(4000)]
+    assert drawn.count(None) == pytest.approx(1000, rel=0.1)
+    assert set(drawn) == {None, 0.01}
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda: ConstantLatency(-1.0), "delay_s must be >= 0"),
+        (lambda: ConstantLatency(0.1, loss=1.0), r"loss must be in \[0, 1\)"),
+        (lambda: UniformLatency(0.2, 0.1), "need 0 <= low_s <= high_s"),
+        (lambda: SiteLatency({"a": "x"}, {}), r"one_way_s\[\('x', 'x'\)\]"),
+        (lambda: SiteLatency.geographic({"a": "atlantis"}), r"no position for site\(s\)"),
+    ],
+)
+def test_network_models_reject_bad_parameters(make: Any, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        make()
+
+
+def test_negative_network_delay_and_timer_delay_are_refused() -> None:
+    class Backwards:
+        def latency(self, src: str, dst: str, rng: random.Random) -> float:
+            return -0.5
+
+    rt = SimRuntime(seed=1, network=Backwards())
+    rt.add_node("b", [Gossiper(["b"])])
+    rt.add_node("a", [Gossiper(["b"])])
+    with pytest.raises(ValueError, match=r"negative delay -0\.5 for a->b"):
+        rt.run(2.0)
+    with pytest.raises(ValueError, match="before now"):
+        rt.run(0.0)
+    with pytest.raises(ValueError, match="negative or NaN delay -1"):
+        rt.call_later(-1, lambda: None)
