@@ -1,7 +1,7 @@
 """``SimRuntime``: behaviours on simpy's clock, one thread, no thread or process per actor.
 
 Each node is a ``SimPeer``, a pykka ``Actor`` whose inbox is simpy's event queue: a
-message in flight is a pykka ``Envelope`` that is also a simpy event (``_Letter``),
+message in flight is a pykka ``Envelope`` that is also a simpy event (``Letter``),
 scheduled at ``now + latency`` and dispatched by the event's callback. Local messages
 (between services of one node) go through the queue with zero delay, FIFO. Events at the
 same time run in scheduling order (simpy's sequence number), so a seed gives one history.
@@ -14,49 +14,28 @@ An exception raised by a behaviour is not caught: it stops the run, out of ``run
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
-import pykka
 import simpy
 from pykka._envelope import Envelope
 from simpy.core import StopSimulation
 from simpy.events import EventPriority
 
 from peeractor._seed import stable_seed
+from peeractor._simpeer import NORMAL, URGENT, Call, Letter, SimPeer
 from peeractor.behaviour import Address, Behaviour, NodeId
 from peeractor.errors import PeerActorError
 from peeractor.network import ConstantLatency, NetworkModel
-from peeractor.peer import Peer, check_services
+from peeractor.peer import check_services
 from peeractor.stats import RuntimeStats
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-    from pykka._actor import ActorInbox
 
 __all__ = ["DEFAULT_LATENCY_S", "SimPeer", "SimRuntime"]
 
 DEFAULT_LATENCY_S = 0.001
 """One-way delay between two nodes when no network model is given."""
 
-_NORMAL = simpy.events.NORMAL
-_URGENT = simpy.events.URGENT
 Trace = Callable[[dict[str, Any]], None]
-
-
-class _Letter(Envelope[object]):
-    """A message in flight: a pykka envelope that is also a simpy event (slots only)."""
-
-    __slots__ = ("callbacks", "service")
-    _ok = True  # read by simpy after the callbacks ran: an event that succeeded
-
-    def __init__(self, message: object, service: str, callbacks: tuple[Any, ...]) -> None:
-        self.message = message
-        self.reply_to = None
-        self.service = service
-        self.callbacks: tuple[Any, ...] | None = callbacks
 
 
 class _Timer(Envelope[object]):
@@ -88,154 +67,6 @@ def _fire_timer(timer: _Timer) -> None:
 
 
 _TIMER_CALLBACKS = (_fire_timer,)
-
-
-class _StoppedFlag:
-    """``actor_stopped`` of a simulated actor: a plain flag (one thread: nobody waits)."""
-
-    __slots__ = ("_set",)
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-
-    def clear(self) -> None:
-        self._set = False
-
-
-class _Call:
-    """A world-side callback (``call_later``) or a pykka envelope posted to a SimPeer."""
-
-    __slots__ = ("callbacks", "payload")
-    _ok = True
-
-    def __init__(self, payload: Any, callback: Callable[[Any], None]) -> None:
-        self.payload = payload
-        self.callbacks: tuple[Any, ...] | None = (callback,)
-
-
-class _SimInbox:
-    """pykka's inbox protocol over simpy: ``put`` schedules a dispatch at the current time."""
-
-    __slots__ = ("_env", "_peer")
-
-    def __init__(self) -> None:
-        self._env: simpy.Environment | None = None
-        self._peer: SimPeer | None = None
-
-    def bind(self, env: simpy.Environment, peer: SimPeer) -> None:
-        self._env = env
-        self._peer = peer
-
-    def put(self, envelope: Envelope[Any], /) -> None:
-        if self._env is None or self._peer is None:
-            raise PeerActorError("SimPeer inbox used before the peer was started")
-        schedule: Any = self._env.schedule
-        schedule(_Call(envelope, self._peer._dispatch_envelope), _NORMAL, 0)
-
-    def get(self) -> Envelope[Any]:
-        raise PeerActorError("a SimPeer's inbox is simpy's event queue: nothing to get")
-
-    def empty(self) -> bool:
-        return True
-
-
-class _SimFuture(pykka.Future[Any]):
-    """A future set by a simulated actor; ``get()`` cannot wait (nothing runs meanwhile)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._done = False
-        self._value: Any = None
-        self._exc: BaseException | None = None
-
-    def get(self, *, timeout: float | None = None) -> Any:
-        try:
-            return super().get(timeout=timeout)
-        except NotImplementedError:
-            pass
-        if not self._done:
-            raise pykka.Timeout("simulated future not set yet: advance the runtime first")
-        if self._exc is not None:
-            raise self._exc
-        return self._value
-
-    def set(self, value: Any | None = None) -> None:
-        self._done, self._value = True, value
-
-    def set_exception(self, exc_info: Any = None) -> None:
-        info = exc_info if exc_info is not None else sys.exc_info()
-        self._done, self._exc = True, info[1]
-
-
-class SimPeer(Peer):
-    """A node's pykka actor dispatched by simpy's event queue (fills pykka's three hooks)."""
-
-    def __init__(self, node: NodeId, services: dict[str, Behaviour], stats: RuntimeStats) -> None:
-        super().__init__(node, services, stats)
-        # One thread, nobody waits: a plain flag instead of pykka's threading.Event
-        # (saves ~1 KiB per node); the ref is re-made so it sees the same flag.
-        self.actor_stopped = _StoppedFlag()  # type: ignore[assignment]
-        self._actor_ref = pykka.ActorRef(self)
-        self._receive_callbacks = (self._receive,)
-
-    @staticmethod
-    def _create_actor_inbox() -> ActorInbox:
-        return _SimInbox()
-
-    @staticmethod
-    def _create_future() -> pykka.Future[Any]:
-        return _SimFuture()
-
-    def _start_actor_loop(self) -> None:
-        # No thread, no simpy process, no ActorRegistry: start = run on_start now.
-        self._actor_loop_setup()
-
-    def _handle_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> NoReturn:
-        # Simulation: a failure nobody handles stops the run (raised out of run()).
-        assert exception_value is not None
-        raise exception_value.with_traceback(traceback)
-
-    def _receive(self, letter: _Letter) -> None:
-        """simpy callback of a message arriving at this node."""
-        if not self.alive:
-            self.stats.dropped["crashed" if self.crashed else "stopped"] += 1
-            return
-        behaviour = self.services.get(letter.service)
-        if behaviour is None:
-            self.stats.dropped["no-service"] += 1
-            return
-        self.stats.delivered += 1
-        behaviour.on_receive(letter.message)
-
-    def _dispatch_envelope(self, call: _Call) -> None:
-        """simpy callback of a pykka envelope (``tell``/``ask``/proxy): one loop iteration."""
-        envelope: Envelope[Any] = call.payload
-        if self.actor_stopped.is_set():
-            if envelope.reply_to is not None:
-                envelope.reply_to.set_exception(
-                    (pykka.ActorDeadError, pykka.ActorDeadError(f"{self} stopped"), None)
-                )
-            return
-        try:
-            response = self._handle_receive(envelope.message)
-        except Exception:
-            if envelope.reply_to is None:
-                raise
-            envelope.reply_to.set_exception()
-        else:
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
 
 
 class _SimContext:
@@ -286,13 +117,13 @@ class _SimContext:
             if latency < 0:
                 raise ValueError(f"network model gave a negative delay {latency} for {src}->{dst}")
             delay = latency
-        rt._schedule(_Letter(message, service, peer._receive_callbacks), _NORMAL, delay)
+        rt._schedule(Letter(message, service, peer._receive_callbacks), NORMAL, delay)
 
     def schedule(self, delay_s: float, message: object) -> _Timer:
         if not delay_s >= 0:
             raise ValueError(f"negative or NaN delay {delay_s}")
         timer = _Timer(message, self)
-        self._rt._schedule(timer, _NORMAL, delay_s)
+        self._rt._schedule(timer, NORMAL, delay_s)
         return timer
 
     def _emit(self, type: str, **fields: Any) -> None:
@@ -387,13 +218,13 @@ class SimRuntime:
         node, service = address
         peer = self.peer(node)
         self.stats.injected += 1
-        self._schedule(_Letter(message, service, peer._receive_callbacks), _NORMAL, delay)
+        self._schedule(Letter(message, service, peer._receive_callbacks), NORMAL, delay)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         """Call ``fn()`` after ``delay`` s on the runtime's clock (world-side code)."""
         if not delay >= 0:
             raise ValueError(f"negative or NaN delay {delay}")
-        self._schedule(_Call(fn, _call_payload), _NORMAL, delay)
+        self._schedule(Call(fn, _call_payload), NORMAL, delay)
 
     # -- the clock ---------------------------------------------------------------------
 
@@ -421,16 +252,16 @@ class SimRuntime:
             if peer.alive:
                 peer._stop()
         if self._running:
-            self._schedule(_Call(None, _end_run), _URGENT, 0)
+            self._schedule(Call(None, _end_run), URGENT, 0)
 
     @property
     def stopped(self) -> bool:
         return self._stopped
 
 
-def _call_payload(call: _Call) -> None:
+def _call_payload(call: Call) -> None:
     call.payload()
 
 
-def _end_run(call: _Call) -> None:
+def _end_run(call: Call) -> None:
     raise StopSimulation(None)
