@@ -38,6 +38,7 @@ def synthetic_events(
     site_of = {h: sites[i % len(sites)] for i, h in enumerate(names)}
     centre = {s: [rng.uniform(-0.05, 0.05) for _ in range(4)] for s in sites}
     vm_host: dict[str, str] = {}
+    on_host: dict[str, dict[str, None]] = {h: {} for h in names}  # ordered VM sets
     load: dict[str, float] = {}
     busy: set[str] = set()  # hosts in a partition or migrating
     violated: dict[str, float] = {}
@@ -54,14 +55,14 @@ def synthetic_events(
         out.append({"t": round(t, 6), "type": kind, "node": node, **fields})
 
     def demand(h: str) -> float:
-        return sum(load[v] for v, where in vm_host.items() if where == h)
+        return sum(load[v] for v in on_host[h])
 
     def check(t: float, h: str) -> None:
         d = demand(h)
         if d > CAPACITY and h not in violated:
             violated[h] = t
             emit(t, "violation.start", h, host=h, cpu_demand=d, cpu_capacity=CAPACITY,
-                 mem_demand_mib=VM_MEM * sum(1 for w in vm_host.values() if w == h),
+                 mem_demand_mib=VM_MEM * len(on_host[h]),
                  memory_mib=MEMORY)
             if h not in busy:
                 push(t + rng.uniform(0.5, 3.0), "isp", h)
@@ -76,6 +77,7 @@ def synthetic_events(
     for i in range(hosts * vms_per_host):
         vm, h = f"vm{i:04d}", names[i % hosts]
         vm_host[vm] = h
+        on_host[h][vm] = None
         load[vm] = float(min(100, max(0, round(rng.gauss(60, 20) / 10) * 10)))
         emit(0.0, "load", h, vm=vm, host=h, load=load[vm])
     for h in names:
@@ -91,6 +93,7 @@ def synthetic_events(
     for k in range(int(duration_s // 30) + 1):
         push(k * 30.0 + 0.001, "coords")
     isp = 0
+    isp_started: dict[str, float] = {}
     while queue:
         t, _, what, args = heapq.heappop(queue)
         if t > duration_s:
@@ -118,9 +121,13 @@ def synthetic_events(
             pid = f"p{isp:04d}"
             members = [h]
             emit(t, "isp.start", h, partition=pid, initiator=h)
+            isp_started[pid] = round(t, 6)
             local = [x for x in names if x not in busy and x != h]
-            local.sort(key=lambda x: (site_of[x] != site_of[h] or rng.random() < 0.2, x))
-            for x in local[: rng.randint(1, 3)]:
+            grow = rng.randint(1, 3)
+            picked = heapq.nsmallest(
+                grow, local, key=lambda x: (site_of[x] != site_of[h] or rng.random() < 0.2, x)
+            )
+            for x in picked:
                 t += rng.uniform(0.01, 0.2)
                 members.append(x)
                 emit(t, "partition.grow", x, partition=pid, leader=x, size=len(members),
@@ -128,7 +135,7 @@ def synthetic_events(
             busy.update(members)
             leader = members[-1]
             dst = min(members[1:], key=lambda x: (demand(x), x))
-            vm = max((v for v, w in vm_host.items() if w == h), key=lambda v: (load[v], v))
+            vm = max(on_host[h], key=lambda v: (load[v], v))
             compute = round(rng.uniform(0.01, 0.2), 4)
             emit(t, "partition.solve", leader, partition=pid, size=len(members), migrations=1,
                  compute_s=compute)
@@ -142,14 +149,15 @@ def synthetic_events(
         elif what == "migrated":
             vm, src, dst, pid, members, dur, inter = args
             vm_host[vm] = dst
+            del on_host[src][vm]
+            on_host[dst][vm] = None
             emit(t, "migration.end", src, vm=vm, src=src, dst=dst, src_site=site_of[src],
                  dst_site=site_of[dst], duration_s=round(dur, 6), memory_mib=VM_MEM,
                  inter_site=inter)
             check(t, src)
             check(t, dst)
-            first = next(e for e in out if e.get("partition") == pid)
             emit(t, "partition.dissolve", members[-1], partition=pid, size=len(members),
-                 reason="solved", lifetime_s=round(t - first["t"], 6), solved=True)
+                 reason="solved", lifetime_s=round(t - isp_started[pid], 6), solved=True)
             busy.difference_update(members)
             for m in members:
                 if m in violated:
