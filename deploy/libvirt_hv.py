@@ -387,12 +387,30 @@ class LibvirtHypervisor:
             self._fail("migrate", exc)
             reason = (f"timeout after {self.migration_timeout_s:g}s" if timed_out.is_set()
                       else str(exc).strip() or "libvirt error")
+            self._resume_at_source(conn, vm)
         finally:
             if timer is not None:
                 timer.cancel()
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
         self._finish(vm, destination, reply_to, started, memory_mib, reason)
+
+    def _resume_at_source(self, conn: libvirt.virConnect, vm: str) -> None:
+        """After a failed migration, make sure the VM runs at its source.
+
+        libvirt leaves the source paused (reason ``migration``) when the migration failed
+        after the switch-over started, e.g. the destination daemon died before confirming:
+        the destination's copy was never started, so resuming the source is safe. A VM
+        paused for another reason (by a user) is left alone.
+        """
+        try:
+            dom = conn.lookupByName(vm)
+            state, reason = dom.state()
+            if state == libvirt.VIR_DOMAIN_PAUSED and reason == libvirt.VIR_DOMAIN_PAUSED_MIGRATION:
+                dom.resume()
+                log.warning("resumed %s at %s after a failed migration", vm, self.node)
+        except libvirt.libvirtError as exc:
+            self._fail("resume", exc)
 
     def _finish(self, vm: str, destination: NodeId, reply_to: Address, started: float,
                 memory_mib: int, reason: str, *, release: bool = True) -> None:
