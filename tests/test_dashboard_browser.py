@@ -209,3 +209,20 @@ def test_thousand_hosts_ten_thousand_vms_stay_responsive(
             assert painted(page, f"#hosts .site:nth-child({k + 1}) canvas") > 2000
         assert int(text(page, "#c-events")) > 0
         shot(page, tmp_path, "thousand-hosts" + ("-aggregated" if aggregate else ""))
+
+
+def test_report_index_opens_from_disk(tmp_path: Path) -> None:
+    from dvms.report import build_report
+
+    runs = [write_synthetic_run(tmp_path / name, hosts=12, duration_s=180.0, seed=seed)
+            for name, seed in (("dvms-lbo", 1), ("dvms-ring", 2))]
+    report = build_report(runs, tmp_path / "report")
+    with open_page(report.index.as_uri(), tmp_path / "profile") as page:
+        page.wait_for_load_state("load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+        assert len(images) == 4 + 2 * 5
+        for src, complete, width in images:
+            assert complete and width > 500, src
+        assert page.locator("table tbody tr").count() == len(report.table.rows)
+        shot(page, tmp_path, "report-index")

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import MaxNLocator
 
 from dvms.report.series import RunSeries, project_2d
 
@@ -51,10 +52,13 @@ def _save(fig: MplFigure, out: Path, stem: str) -> tuple[str, ...]:
     return names
 
 
-def _new(ncols: int = 2) -> tuple[MplFigure, list[Axes]]:
+def _new(ncols: int = 2, counts: bool = True) -> tuple[MplFigure, list[Axes]]:
     fig = MplFigure(figsize=SIZE, layout="constrained")
-    axes = fig.subplots(1, ncols)
-    return fig, list(np.atleast_1d(axes))
+    axes = list(np.atleast_1d(fig.subplots(1, ncols)))
+    if counts:  # y axes that count things get integer ticks
+        for ax in axes:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig, axes
 
 
 def _legend(ax: Axes, runs: Sequence[RunSeries]) -> None:
@@ -215,7 +219,7 @@ def figure_power(runs: Sequence[RunSeries], out: Path, stem: str = "power") -> F
     title = "Power and energy"
     if not any(r.power for r in runs):
         return Figure("power", title, note="no power samples in the trace")
-    fig, (left, right) = _new()
+    fig, (left, right) = _new(counts=False)
     for run in runs:
         if not run.power:
             continue
