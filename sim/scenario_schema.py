@@ -260,19 +260,29 @@ class TraceConfig(Section):
     )
 
 
+VIVALDI_DEFAULTS: Mapping[str, Any] = {"period_s": 30.0}
+"""The world's defaults for the Vivaldi service: a ping every 30 s after the six fast
+rounds (the service's own default, 2 s, is the DVMS prototype's; on 10,000 hosts it means
+36M messages per simulated hour). 30 s reaches a ~5 % median error on 1,000 hosts in an
+hour."""
+
+
 @dataclasses.dataclass(frozen=True)
 class VivaldiSection(Section):
     """``enabled`` plus any field of the Vivaldi service's config, passed through."""
 
     enabled: bool = option(True, "Run the Vivaldi service on every host.")
-    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: dict(VIVALDI_DEFAULTS)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, **{k: _plain(v) for k, v in self.options.items()}}
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> VivaldiSection:
-        rest = {k: v for k, v in table.items() if k != "enabled"}
+        rest = dict(VIVALDI_DEFAULTS)
+        rest.update((k, v) for k, v in table.items() if k != "enabled")
         enabled = table.get("enabled", True)
         if not isinstance(enabled, bool):
             raise InputError(f"vivaldi.enabled = {enabled!r}: must be true or false")

@@ -12,6 +12,7 @@ per host, bootstrapped from a seeded random peer list, and the final accuracy fi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import random
 import statistics
@@ -69,6 +70,10 @@ class VivaldiSetup:
                 overlay.observe(peer)
             self.overlays[node] = overlay
         self.services: dict[NodeId, Any] = {}
+        self._config: Any = scenario.vivaldi.service_config()
+        if self._config is not None and "trace_period_s" not in scenario.vivaldi.options:
+            period = scenario.trace.coord_period_s
+            self._config = dataclasses.replace(self._config, trace_period_s=period)
 
     def overlay(self, node: NodeId) -> Overlay:
         return self.overlays[node]
@@ -81,10 +86,9 @@ class VivaldiSetup:
             return None
         service_class: Any = module.VivaldiService
 
-        config = self.scenario.vivaldi.service_config()
         kwargs: dict[str, Any] = {"bootstrap": self.bootstrap[node]}
-        if config is not None:
-            kwargs["config"] = config
+        if self._config is not None:
+            kwargs["config"] = self._config
         service: Behaviour = service_class(self.overlays[node], **kwargs)
         self.services[node] = service
         return service
