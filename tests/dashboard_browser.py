@@ -88,6 +88,7 @@ def open_page(url: str, profile: Path, width: int = 1400, height: int = 1000) ->
         )
         try:
             page = context.new_page()
+            page.set_default_timeout(90_000)  # generous: CI machines may be busy
             page.goto(url)
             yield page
         finally:
