@@ -10,6 +10,7 @@ have been observed (the DVMS protocol carries it in the partition and calls
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Collection
 
@@ -27,7 +28,7 @@ class LboOverlay:
 
     name = "lbo"
 
-    def __init__(self, node: NodeId, *, table_size: int = 100, recent_size: int = 64) -> None:
+    def __init__(self, node: NodeId, *, table_size: int = 100, recent_size: int = 8) -> None:
         """``recent_size``: how many other observed coordinates (not in the table) are kept
         for initiator look-ups and as a fallback."""
         if table_size < 1:
@@ -41,28 +42,43 @@ class LboOverlay:
         self.dead: set[NodeId] = set()
         self._slots: list[NodeId | None] = []
         self._slot_of: dict[NodeId, int] = {}
-        self._coords: list[Coordinate | None] = []
+        self._errors = np.zeros(0)
         self._vecs = np.zeros((0, 0))
         self._heights = np.zeros(0)
         self._adjust = np.zeros(0)
         self._dist = np.zeros(0)
         self._stale = False
+        self._close_cache: list[NodeId] | None = None
+        self._close_cut = math.inf
+        self._own_ref: Coordinate | None = None
+        self._empty = np.zeros(0, dtype=bool)
         self._recent: OrderedDict[NodeId, Coordinate] = OrderedDict()
 
     def table(self) -> dict[NodeId, Coordinate]:
         """The close-node table: node → last observed coordinate (sorted by node)."""
-        out = {n: c for n, c in zip(self._slots, self._coords, strict=True) if n and c}
-        return dict(sorted(out.items()))
+        return {n: self._coordinate_at(self._slot_of[n]) for n in sorted(self._slot_of)}
 
     def close_nodes(self, k: int | None = None) -> list[NodeId]:
-        """Live table entries, closest to this node first (ties by name)."""
+        """The ``k`` (default all) live table entries closest to this node, closest first."""
         self._refresh()
-        pairs = [
-            (float(self._dist[i]), n)
-            for i, n in enumerate(self._slots)
-            if n is not None and n not in self.dead
-        ]
-        return [n for _, n in sorted(pairs)[:k]]
+        cache = self._close_cache
+        want = len(self._slot_of) if k is None else min(k, len(self._slot_of))
+        if cache is None or len(cache) < want:
+            cache = self._close_cache = self._closest(max(want, 16))
+            self._close_cut = float(self._dist[self._slot_of[cache[-1]]]) if cache else math.inf
+        return cache[:want]
+
+    def _closest(self, k: int) -> list[NodeId]:
+        slots, dist = self._slots, self._dist
+        k = min(k, len(self._slot_of))
+        if k <= 0:
+            return []
+        if k < len(dist):
+            index = np.argpartition(dist, k - 1)[:k].tolist()
+        else:
+            index = list(range(len(dist)))
+        index.sort(key=dist.item)
+        return [n for n in (slots[i] for i in index) if n is not None]
 
     def coordinate_of(self, node: NodeId) -> Coordinate | None:
         """The last coordinate observed for ``node``, if still remembered."""
@@ -70,7 +86,7 @@ class LboOverlay:
             return self.own
         slot = self._slot_of.get(node)
         if slot is not None:
-            return self._coords[slot]
+            return self._coordinate_at(slot)
         return self._recent.get(node)
 
     def observe(
@@ -83,7 +99,16 @@ class LboOverlay:
             return
         if node == self.node:
             self.own = coordinate
-            self._stale = True
+            ref = self._own_ref
+            # Cached distances rank the table; only this node's vec changes that ranking.
+            # Recompute them once it moved by 5 % of the 16th-closest distance.
+            if (
+                ref is None
+                or not math.isfinite(self._close_cut)
+                or len(ref.vec) != len(coordinate.vec)
+                or math.dist(ref.vec, coordinate.vec) > 0.05 * self._close_cut
+            ):
+                self._stale = True
             return
         if self.recent_size:
             self._recent[node] = coordinate
@@ -146,9 +171,10 @@ class LboOverlay:
         self._vecs = np.zeros((n, dims))
         self._heights = np.zeros(n)
         self._adjust = np.zeros(n)
+        self._errors = np.zeros(n)
         self._dist = np.full(n, np.inf)
+        self._empty = np.ones(n, dtype=bool)
         self._slots = [None] * n
-        self._coords = [None] * n
 
     def _free_slot(self) -> int | None:
         if len(self._slot_of) >= self.table_size:
@@ -156,21 +182,36 @@ class LboOverlay:
         return self._slots.index(None)
 
     def _put(self, slot: int, node: NodeId, coordinate: Coordinate) -> None:
+        distance = self._distance_from_own(coordinate)
+        cache = self._close_cache
+        if cache is not None and (node in cache or not cache or distance <= self._close_cut):
+            self._close_cache = None
         self._slots[slot] = node
         self._slot_of[node] = slot
-        self._coords[slot] = coordinate
+        self._errors[slot] = coordinate.error
         self._vecs[slot] = coordinate.vec
         self._heights[slot] = coordinate.height
         self._adjust[slot] = coordinate.adjustment
-        self._dist[slot] = self._distance_from_own(coordinate)
+        self._dist[slot] = distance
+        self._empty[slot] = False
 
     def _evict(self, slot: int) -> None:
+        if self._close_cache is not None and self._slots[slot] in self._close_cache:
+            self._close_cache = None
         node = self._slots[slot]
         if node is not None:
             del self._slot_of[node]
         self._slots[slot] = None
-        self._coords[slot] = None
         self._dist[slot] = np.inf
+        self._empty[slot] = True
+
+    def _coordinate_at(self, slot: int) -> Coordinate:
+        return Coordinate(
+            tuple(self._vecs[slot].tolist()),
+            float(self._heights[slot]),
+            float(self._errors[slot]),
+            float(self._adjust[slot]),
+        )
 
     def _distance_from_own(self, coordinate: Coordinate) -> float:
         return np.inf if self.own is None else self.own.distance_to(coordinate)
@@ -180,8 +221,9 @@ class LboOverlay:
         if not self._stale or self.own is None or not self._slots:
             return
         self._stale = False
+        self._close_cache = None
+        self._own_ref = self.own
         packed = PackedCoordinates(self._vecs, self._heights, self._adjust)
         dist = distances(self.own, packed)
-        empty = np.array([n is None for n in self._slots], dtype=bool)
-        dist[empty] = np.inf
+        dist[self._empty] = np.inf
         self._dist = dist

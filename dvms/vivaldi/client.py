@@ -168,5 +168,7 @@ class VivaldiClient:
         self._coord = Coordinate(me.vec, me.height, me.error, adjustment)
 
     def _update_gravity(self) -> None:
-        dist = self._origin.distance_to(self._coord)
-        self._apply_force(-((dist / self.config.gravity_rho) ** 2), self._origin)
+        ratio = self._origin.distance_to(self._coord) / self.config.gravity_rho
+        # ratio * ratio, not ratio ** 2: a float power raises OverflowError where a product
+        # gives inf (then caught as a NaN/Inf coordinate and reset).
+        self._apply_force(-(ratio * ratio), self._origin)

@@ -49,8 +49,11 @@ class Coordinate:
 
     def is_valid(self) -> bool:
         """Whether every component is finite (not NaN, not ±Inf)."""
+        # fast path: a finite sum means finite components; else check each one
+        total = sum(self.vec)
+        vec_ok = math.isfinite(total) or all(math.isfinite(v) for v in self.vec)
         return (
-            all(math.isfinite(v) for v in self.vec)
+            vec_ok
             and math.isfinite(self.height)
             and math.isfinite(self.error)
             and math.isfinite(self.adjustment)
