@@ -40,7 +40,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     base = tmp_path_factory.mktemp("runs")
     return [
         write_synthetic_run(base / "dvms-lbo", seed=1),
-        write_synthetic_run(base / "dvms-ring", seed=2, sites=("a", "b", "c", "d")),
         write_synthetic_run(base / "none", seed=3, vivaldi=False, host_info=False),
     ]
 
@@ -58,20 +57,24 @@ def test_single_run_writes_figures_tables_index(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = run / "report"
     assert proc.stdout.strip().endswith(f"open {out / 'index.html'}")
-    report = build_report([run], tmp_path / "again")
-    assert report.out == tmp_path / "again"
     for stem in FIGS:
         check_figure_files(out, stem)
     index = (out / "index.html").read_text(encoding="utf-8")
     for stem in FIGS:
         assert f'src="{stem}.png"' in index
     assert "skipped" not in index
-    assert sorted(report.written()) == sorted(
+    assert sorted(p.name for p in out.iterdir()) == sorted(
         ["index.html", "metrics.md", "metrics.csv"]
         + [f"{s}.{ext}" for s in FIGS for ext in ("png", "svg")]
     )
-    for name in report.written():
-        assert (out / name).is_file(), name
+
+
+def test_report_written_lists_every_file(comparison: Path, runs: list[Path]) -> None:
+    report = build_report([runs[1]], comparison / "single")
+    files = sorted(report.written())
+    assert files == sorted(str(p.relative_to(report.out)) for p in report.out.rglob("*")
+                           if p.is_file())
+    assert "vivaldi.png" not in files and "violations.png" in files
 
 
 def test_comparison_table_equals_summaries(runs: list[Path], comparison: Path) -> None:
@@ -79,7 +82,7 @@ def test_comparison_table_equals_summaries(runs: list[Path], comparison: Path) -
     summaries = [json.loads((r / "summary.json").read_text()) for r in runs]
     with (out / "metrics.csv").open(newline="") as stream:
         rows = list(csv.reader(stream))
-    assert rows[0] == ["metric", "dvms-lbo", "dvms-ring", "none"]
+    assert rows[0] == ["metric", "dvms-lbo", "none"]
     table = {row[0]: row[1:] for row in rows[1:]}
     checked = 0
     for key in ("violations", "violation_time_s", "violation_duration_mean_s", "migrations",
@@ -92,11 +95,11 @@ def test_comparison_table_equals_summaries(runs: list[Path], comparison: Path) -
         for cell, summary in zip(cells, summaries, strict=True):
             value = summary["messages"][key[9:]] if key.startswith("messages.") else summary[key]
             assert cell == (value if isinstance(value, str) else json.dumps(value)), key
-    assert checked == 33
-    assert table["scheduler"] == ["dvms", "dvms", "dvms"]
+    assert checked == 22
+    assert table["scheduler"] == ["dvms", "dvms"]
     assert "messages.vivaldi.ping" in table and "scenario" not in table
     md = (out / "metrics.md").read_text().splitlines()
-    assert md[0] == "| metric | dvms-lbo | dvms-ring | none |"
+    assert md[0] == "| metric | dvms-lbo | none |"
     mean_row = next(line for line in md if line.startswith("| violation_duration_mean_s |"))
     cells = [c.strip() for c in mean_row.strip("|").split("|")][1:]
     assert [float(c) for c in cells] == [s["violation_duration_mean_s"] for s in summaries]
@@ -106,19 +109,19 @@ def test_comparison_overlays_and_per_run_figures(comparison: Path) -> None:
     out = comparison
     for stem in ("violations", "migrations", "partitions", "power"):
         check_figure_files(out, stem)
-    for label in ("dvms-lbo", "dvms-ring"):
+    for label in ("dvms-lbo",):
         for stem in FIGS:
             check_figure_files(out / label, stem)
     assert not (out / "none" / "vivaldi.png").exists()
     index = (out / "index.html").read_text()
-    assert 'src="dvms-ring/vivaldi.png"' in index
+    assert 'src="dvms-lbo/vivaldi.png"' in index
     assert "Vivaldi map: skipped — no vivaldi.coord events" in index
     for ref in index.split('src="')[1:]:
         assert (out / ref.split('"')[0]).is_file()
 
 
 def test_sites_come_from_migrations_without_host_info(runs: list[Path]) -> None:
-    run = load_run(runs[2])
+    run = load_run(runs[1])
     series = RunSeries.from_events(run.label, run.events())
     assert series.migrations
     assert set(series.sites.values()) <= {"rennes", "lyon", "nancy"}

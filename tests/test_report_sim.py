@@ -12,6 +12,8 @@ import pytest
 
 from tests.test_report import check_figure_files
 
+pytestmark = pytest.mark.slow  # end to end: real simulations, then the report
+
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "dvms.cli", *args], capture_output=True,
