@@ -259,3 +259,19 @@ def test_property_random_small_scenarios(tmp_path: Path, scenario: Scenario) -> 
     out = tmp_path / f"run{scenario.run.seed}"
     summary = simulate(scenario, out)
     check_run(out, summary)
+
+
+def test_vivaldi_runs_on_every_host_and_is_scored(tmp_path: Path) -> None:
+    scenario = small(
+        **{"vivaldi.enabled": True, "scheduler.name": "none", "infrastructure.hosts": 24}
+    )
+    summary = simulate(scenario, tmp_path)
+    assert summary["messages"]["vivaldi.Ping"] > 24 * 20
+    assert summary["vivaldi_median_error"] is not None
+    assert 0 <= summary["vivaldi_median_error"] < 0.5
+    coords = [e for e in _events(tmp_path) if e["type"] == "vivaldi.coord"]
+    assert sorted({e["t"] for e in coords}) == [300.0]  # every 300 s, within the 600 s run
+    assert len(coords) == 24 and len(coords[0]["vec"]) == 8
+    off = simulate(small(), tmp_path / "off")
+    assert off["vivaldi_median_error"] is None
+    assert not any(k.startswith("vivaldi.") for k in off["messages"])
