@@ -17,15 +17,21 @@ merged onto one time line (``deploy.cluster_agents.merge_traces``).
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
+from deploy.agent_config import AgentConfig
 from dvms.services.monitor import HostNormal, HostOverloaded
 from peeractor import Address, Behaviour
 
-__all__ = ["HostWatch", "LockedTrace"]
+__all__ = ["HostWatch", "LockedTrace", "run_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +80,51 @@ class LockedTrace:
         with self._lock:
             self.events.append(dict(event))
             self._sink(event)
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGTERM/SIGINT set ``stop``; returns a function restoring the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore
+
+
+def run_agent(cfg: AgentConfig, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Run until ``stop`` is set (or a signal, or ``duration_s``); returns the summary."""
+    from deploy.agent_node import start_node  # the runtime and node services
+
+    stop = stop or threading.Event()
+    restore = _stop_on_signals(stop)
+    cfg.output_dir.mkdir(parents=True, exist_ok=True)
+    started_wall = time.time()
+    node = start_node(cfg)
+    deadline = cfg.duration_s if cfg.duration_s > 0 else float("inf")
+    try:
+        while not stop.is_set() and node.runtime.now() < deadline:
+            # surfaces a failure nobody handled in a behaviour (logged, agent stops)
+            node.runtime.run(until=min(deadline, node.runtime.now() + 0.2))
+    except Exception:
+        log.exception("agent %s: a service failed; stopping", cfg.node)
+        raise
+    finally:
+        summary = node.stop()
+        restore()
+    summary["wall_s"] = time.time() - started_wall
+    write_json(cfg.output_dir / "summary.json", summary)
+    return summary
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+    tmp.replace(path)
