@@ -9,8 +9,8 @@
   512 and 1,024 hosts × {none, centralized, dvms} with its workload, 3,600 s
   (quick: 128 and 256 hosts, 600 s);
 - **locality**: on the Grid'5000-like sites, the share of migrations that stay inside
-  their site with DVMS over ``lbo``, ``ring`` and ``random`` (512 hosts, 3,600 s; quick:
-  128 hosts, 600 s).
+  their site with DVMS over ``lbo``, ``ring`` and ``random``, Vivaldi probing as in the
+  DVMS prototype (a round every 2 s) (512 hosts, 3,600 s; quick: 128 hosts, 600 s).
 
 Every run is a fresh subprocess (``--child``) so figures do not pollute each other.
 ``python -m bench.bench_dvms table [--hosts 128,256] [--duration S] [--seed N]`` prints the
@@ -163,9 +163,17 @@ def _intra_share(s: dict[str, Any]) -> float:
     return s["migrations_intra_site"] / done if done else 0.0
 
 
+LOCALITY_VIVALDI_PERIOD_S = 2.0
+"""Vivaldi rounds of the DVMS prototype (the Euro-Par 2014 experiments): every 2 s."""
+
+
 def locality(hosts: int, duration: float, seed: int = 1) -> dict[str, Any]:
-    """Intra-site share of migrations with DVMS over each overlay."""
-    out: dict[str, Any] = {"hosts": hosts, "duration_s": duration}
+    """Intra-site share of migrations with DVMS over each overlay (prototype's Vivaldi)."""
+    out: dict[str, Any] = {
+        "hosts": hosts,
+        "duration_s": duration,
+        "vivaldi_period_s": LOCALITY_VIVALDI_PERIOD_S,
+    }
     for overlay in OVERLAYS:
         s = run_fresh(
             {
@@ -174,6 +182,7 @@ def locality(hosts: int, duration: float, seed: int = 1) -> dict[str, Any]:
                 "infrastructure.hosts": hosts,
                 "scheduler.name": "dvms",
                 "overlay.name": overlay,
+                "vivaldi.period_s": LOCALITY_VIVALDI_PERIOD_S,
             }
         )
         out[overlay] = {
@@ -183,6 +192,7 @@ def locality(hosts: int, duration: float, seed: int = 1) -> dict[str, Any]:
             "intra_site_share": round(_intra_share(s), 3),
             "violation_duration_mean_s": round(s["violation_duration_mean_s"], 2),
             "partition_size_mean": round(s["partition_size_mean"], 2),
+            "vivaldi_median_error": s["vivaldi_median_error"],
         }
     ring_inter = out["ring"]["inter_site"]
     if ring_inter:

@@ -80,16 +80,19 @@ def intra_share(summary: dict[str, Any]) -> float:
 
 @pytest.mark.slow
 def test_lbo_keeps_migrations_inside_their_site(tmp_path: Path) -> None:
-    """Grid'5000-like sites: with LBO most migrations stay inside their site; on the ring
-    (random ids) partitions spread over sites and most migrations cross them."""
+    """Grid'5000-like sites, Vivaldi probing as in the DVMS prototype (a round every 2 s):
+    with LBO most migrations stay inside their site; on the ring (random ids) and the
+    random overlay partitions spread over the sites and most migrations cross them."""
     shares = {}
     inter = {}
     for overlay in ("lbo", "ring", "random"):
-        summary = run(
-            tmp_path,
-            overlay,
-            **{"infrastructure.hosts": 256, "run.duration_s": 1200.0, "overlay.name": overlay},
-        )
+        settings = {
+            "infrastructure.hosts": 128,
+            "run.duration_s": 1200.0,
+            "overlay.name": overlay,
+            "vivaldi.period_s": 2.0,
+        }
+        summary = run(tmp_path, overlay, **settings)
         assert summary["migrations"] > 50
         shares[overlay] = intra_share(summary)
         inter[overlay] = summary["migrations_inter_site"]

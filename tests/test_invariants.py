@@ -145,7 +145,7 @@ def test_invariants_hold_on_random_faulty_runs(overlay: str) -> None:
     assert totals["crashed"] >= 12
 
 
-@pytest.mark.parametrize("overlay", ["ring", "random"])
+@pytest.mark.parametrize("overlay", ["lbo", "ring", "random"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_run_invariants_on_the_simulated_world(overlay: str, seed: int) -> None:
     """VMPlaceS's workload on 64 hosts for 30 min, random crashes, 1 % message loss."""

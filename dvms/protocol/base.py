@@ -214,6 +214,8 @@ class ProtocolBase(Behaviour):
         if solved:
             self.maybe_start()
             return
+        if not self.violated():
+            return
         delay = self.config.retry_delay_s * (0.5 + self.rng.random())
         self.retry_at = self.now() + delay
         if self._recheck is not None:
