@@ -13,3 +13,14 @@ from dvms.testing import topology
 from dvms.testing.vivaldi_sim import VivaldiStats, evaluate, generate_clients, simulate
 
 __all__ += ["VivaldiStats", "evaluate", "generate_clients", "simulate", "topology"]
+
+# Protocol invariants: ``check_protocol_trace`` on a trace, ``run_invariants`` on a faulty
+# simulated run (``dvms.testing.invariants``; docs/protocol.md).
+from dvms.testing.invariants import (  # noqa: E402
+    InvariantReport,
+    ProtocolViolation,
+    check_protocol_trace,
+    run_invariants,
+)
+
+__all__ += ["InvariantReport", "ProtocolViolation", "check_protocol_trace", "run_invariants"]
