@@ -131,7 +131,7 @@ def start_node(cfg: AgentConfig) -> RunningNode:
                              partition_timeout_s=t.partition_timeout_s)
     vivaldi = VivaldiService(overlay, bootstrap, VivaldiServiceConfig(
         fast_period_s=min(1.0, t.vivaldi_period_s), period_s=t.vivaldi_period_s,
-        trace_period_s=30.0))
+        trace_period_s=5.0))
     services = [
         Monitor(hv, period_s=t.monitor_period_s, target=(cfg.node, HostWatch.name)),
         HostWatch(),
