@@ -41,7 +41,8 @@ def run_fresh(overrides: dict[str, Any]) -> dict[str, Any]:
     """Simulate the embedded default scenario with ``overrides`` in a fresh subprocess.
 
     Returns its summary (trace left out), with ``child_peak_rss_mib`` (the child's own
-    ru_maxrss) and ``child_wall_s`` (process start to exit, imports included).
+    ru_maxrss), ``child_cpu_s`` (its user + system CPU time: the figure to trust when the
+    machine is shared) and ``child_wall_s`` (process start to exit, imports included).
     """
     started = time.perf_counter()
     done = subprocess.run(
@@ -64,9 +65,9 @@ def _child(overrides: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dvms-") as tmp:
         summary = simulate(scenario, tmp)
     summary.pop("scenario", None)
-    summary["child_peak_rss_mib"] = round(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-    )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    summary["child_peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)
+    summary["child_cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
     print(json.dumps(summary))
 
 
@@ -93,6 +94,7 @@ def scale(hosts: int, duration: float, seed: int = 1) -> dict[str, Any]:
         "duration_s": s["duration_s"],
         "wall_s": round(s["wall_s"], 1),
         "process_wall_s": s["child_wall_s"],
+        "process_cpu_s": s["child_cpu_s"],
         "peak_rss_mib": s["child_peak_rss_mib"],
         "events_per_wall_s": round(s["events_per_wall_s"]),
         "events": s.get("events"),

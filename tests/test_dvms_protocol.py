@@ -345,3 +345,14 @@ def test_every_protocol_message_crosses_the_wire_codec() -> None:
     ]
     for message in samples:
         assert decode(encode(message)) == message
+
+
+def test_no_node_outside_fails_the_isp() -> None:
+    """Two hosts, minimum size 4: once both are in, the overlay knows nobody else."""
+    c = ToyCluster(2, capacity=300.0)
+    c.load_host("h000", [100] * 4, at=1.0)
+    c.run(1.5)
+    assert [e["reason"] for e in c.of_type("partition.fail")] == ["no-next-node"]
+    dissolve = c.of_type("partition.dissolve")
+    assert [(d["reason"], d["size"], d["solved"]) for d in dissolve] == [("no-next-node", 2, False)]
+    assert all(s.part is None for s in c.services.values())

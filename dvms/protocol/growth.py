@@ -99,15 +99,22 @@ class Growth(ProtocolBase):
     # ----- routing ---------------------------------------------------------------------
     def route(self, token: TransmissionOfAnISP) -> None:
         """Send ``token`` to the next node outside its members and visited nodes."""
-        nxt = None
-        if len(token.visited) <= self.config.max_forward_hops:
-            excluded = set(token.members)
-            excluded.update(token.visited)
-            nxt = self.overlay.next_outside(excluded, token.initiator)
-        if nxt is None:
+        if len(token.visited) > self.config.max_forward_hops:
             self.send_back(token)
-        else:
+            return
+        excluded = set(token.members)
+        excluded.update(token.visited)
+        nxt = self.overlay.next_outside(excluded, token.initiator)
+        if nxt is not None:
             self.transmit(token, nxt, back=False)
+            return
+        part = self.part
+        if part is not None and part.id == token.partition and part.version == token.version:
+            # the overlay knows nobody outside: the partition cannot grow (failed)
+            self.emit("partition.fail", partition=part.id, size=part.size, reason="no-next-node")
+            self.dissolve("no-next-node", False)
+        else:
+            self.send_back(token)
 
     def send_back(self, token: TransmissionOfAnISP) -> None:
         """The partition found no free node: it returns to its own partition."""
