@@ -16,6 +16,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ __all__ = [
 
 DEFAULT_WORKDIR = Path("/var/tmp/dvms-cluster")
 STATE = "state.json"
+LOADS = "loads.jsonl"
+"""Load changes made with ``set_load`` (wall time, vm, host, percent), one JSON per line."""
 
 
 def require_root() -> None:
@@ -319,6 +322,9 @@ def set_load(workdir: Path, vm: str, percent: float) -> str:
         set_cpu_cap(dom, percent)
     except libvirt.libvirtError as exc:
         raise DvmsError(f"setting the CPU cap of {vm}: {exc}") from exc
+    with open(state.workdir / LOADS, "a") as f:  # "load" events of the run (see collect)
+        f.write(json.dumps({"t_unix": time.time(), "vm": vm, "host": host,
+                            "load": float(percent)}) + "\n")
     return host
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_agent_config
-from deploy.cluster import ClusterState, locate
+from deploy.cluster import LOADS, ClusterState, locate
 from dvms.errors import DvmsError, InputError
 from dvms.hypervisor import HostCapacity
 from dvms.trace import TraceWriter, read_events, read_header
@@ -30,6 +30,7 @@ __all__ = [
     "AGENT_PORT",
     "agent_configs",
     "collect",
+    "load_events",
     "merge_traces",
     "start_agents",
     "stop_agents",
@@ -139,12 +140,30 @@ def _events(path: Path) -> tuple[list[dict[str, Any]], bool]:
     return events, False
 
 
-def merge_traces(agent_dirs: list[Path], out: Path) -> int:
+def load_events(loads: Path, origin: float) -> list[dict[str, Any]]:
+    """``load`` events from the cluster's load log, on the time line starting at ``origin``
+    (only those made after it: earlier ones set the initial state)."""
+    events: list[dict[str, Any]] = []
+    if not loads.exists():
+        return events
+    for line in loads.read_text().splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            rec = json.loads(line)
+            t = float(rec["t_unix"]) - origin
+            if t >= 0:
+                events.append({"t": round(t, 6), "type": "load", "node": rec["host"],
+                               "vm": rec["vm"], "host": rec["host"],
+                               "load": float(rec["load"])})
+    return events
+
+
+def merge_traces(agent_dirs: list[Path], out: Path, loads: Path | None = None) -> int:
     """Merge the agents' ``events.jsonl.gz`` onto the earliest agent's clock.
 
     Each agent's ``t = 0`` is at wall time ``t0_unix`` (trace header, or ``agent.json``
     for an agent killed before its trace was flushed); events are shifted by the
-    difference and sorted by time (stable). Cut-short traces contribute what they hold
+    difference and sorted by time (stable); ``loads`` (the cluster's load log) adds
+    ``load`` events. Cut-short traces contribute what they hold
     and are listed in the merged header (``truncated``). Returns the events written.
     """
     traces: list[tuple[float, Path]] = []
@@ -164,6 +183,8 @@ def merge_traces(agent_dirs: list[Path], out: Path) -> int:
         if cut:
             truncated.append(d.name)
         events += [{**e, "t": round(e["t"] + t0 - origin, 6)} for e in got]
+    if loads is not None:
+        events += load_events(loads, origin)
     events.sort(key=lambda e: e["t"])
     merged_header: dict[str, Any] = {"t0_unix": origin, "agents": [d.name for d in agent_dirs],
                                      "truncated": truncated, "source": "dvms agents (merged)"}
@@ -189,7 +210,7 @@ def collect(state: ClusterState, out: Path | None = None) -> Path:
     out = out or state.workdir / "run"
     out.mkdir(parents=True, exist_ok=True)
     dirs = sorted(p for p in (state.workdir / "agents").iterdir() if p.is_dir())
-    merge_traces(dirs, out / "events.jsonl.gz")
+    merge_traces(dirs, out / "events.jsonl.gz", state.workdir / LOADS)
     events = list(read_events(out / "events.jsonl.gz"))
     metrics = MetricsCollector.from_events(events).metrics()
     agent_summaries = {}

@@ -99,6 +99,8 @@ def test_overload_is_resolved_by_a_live_migration(three_hosts: ClusterState,
     for kind in ("violation.start", "isp.start", "partition.solve", "migration.start",
                  "migration.end", "violation.end", "partition.dissolve"):
         assert kind in kinds, f"{kind} not in the trace"
+    loads = [(e["vm"], e["host"], e["load"]) for e in events if e["type"] == "load"]
+    assert loads == [("h0-vm0", "h0", 30.0), ("h0-vm1", "h0", 30.0)]
     start = next(e for e in events if e["type"] == "violation.start")
     assert (start["host"], start["cpu_demand"], start["cpu_capacity"]) == ("h0", 60.0, 50.0)
     end = next(e for e in events if e["type"] == "violation.end" and e["host"] == "h0")

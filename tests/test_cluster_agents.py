@@ -10,7 +10,7 @@ pytest.importorskip("libvirt")
 
 from deploy.agent_config import AgentTuning
 from deploy.cluster import ClusterState
-from deploy.cluster_agents import agent_configs, merge_traces
+from deploy.cluster_agents import agent_configs, load_events, merge_traces
 from deploy.cluster_libvirtd import LibvirtdHost
 from dvms.errors import DvmsError
 from dvms.hypervisor import HostCapacity
@@ -57,6 +57,16 @@ def test_merge_puts_agents_on_one_time_line(tmp_path: Path) -> None:
         pass
     with pytest.raises(DvmsError, match="no trace header with t0_unix"):
         merge_traces([tmp_path / "h2"], out)
+
+
+def test_load_log_becomes_load_events(tmp_path: Path) -> None:
+    loads = tmp_path / "loads.jsonl"
+    loads.write_text('{"t_unix": 99.0, "vm": "v0", "host": "h0", "load": 5.0}\n'
+                     '{"t_unix": 103.5, "vm": "v1", "host": "h1", "load": 30}\n'
+                     'not json\n')
+    assert load_events(loads, 100.0) == [
+        {"t": 3.5, "type": "load", "node": "h1", "vm": "v1", "host": "h1", "load": 30.0}]
+    assert load_events(tmp_path / "none.jsonl", 0.0) == []
 
 
 def test_merge_keeps_what_a_killed_agent_left(tmp_path: Path) -> None:
