@@ -184,7 +184,9 @@ class LboOverlay:
     def _put(self, slot: int, node: NodeId, coordinate: Coordinate) -> None:
         distance = self._distance_from_own(coordinate)
         cache = self._close_cache
-        if cache is not None and (node in cache or not cache or distance <= self._close_cut):
+        # A new node closer than the cached cut invalidates the cached closest list; an
+        # update of a listed node only re-orders it (tolerated until the next refresh).
+        if cache is not None and node not in cache and distance <= self._close_cut:
             self._close_cache = None
         self._slots[slot] = node
         self._slot_of[node] = slot

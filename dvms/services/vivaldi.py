@@ -62,8 +62,9 @@ class VivaldiServiceConfig:
     gossip_size: int = 3
     """Random peer-sample entries piggybacked on each ping and pong (default 3)."""
     gossip_close: int = 2
-    """Close-node entries (with coordinates) piggybacked on each ping and pong, when the
-    overlay keeps a close-node table (default 2)."""
+    """Close-node entries (with coordinates) piggybacked on each pong, when the overlay
+    keeps a close-node table (default 2): the prober, often a close node itself, learns
+    the responder's neighbourhood."""
     close_ping_probability: float = 0.5
     """Probability a ping goes to one of the overlay's ``close_candidates`` closest nodes
     rather than a random sample member (default 0.5: Dabek et al. show a mix of close and
@@ -124,7 +125,8 @@ class WireCoordinate:
         return WireCoordinate(c.vec, c.height, c.error, c.adjustment)
 
     def to_coordinate(self) -> Coordinate:
-        return Coordinate(tuple(self.vec), self.height, self.error, self.adjustment)
+        vec = self.vec if isinstance(self.vec, tuple) else tuple(self.vec)
+        return Coordinate(vec, self.height, self.error, self.adjustment)
 
 
 @message("vivaldi.Entry")
@@ -204,6 +206,7 @@ class VivaldiService(Behaviour):
         self._pending: dict[int, tuple[NodeId, float]] = {}
         self._seq = 0
         self.client: VivaldiClient | None = None
+        self._wired: tuple[Coordinate, WireCoordinate] | None = None
         self._close: Callable[..., list[NodeId]] | None = getattr(overlay, "close_nodes", None)
         self._coordinate_of: Callable[[NodeId], Coordinate | None] | None = getattr(
             overlay, "coordinate_of", None
@@ -256,17 +259,17 @@ class VivaldiService(Behaviour):
         if self._close is not None and self.rng.random() < cfg.close_ping_probability:
             close = self._close(cfg.close_candidates)
             if close:
-                return close[self.rng.randrange(len(close))]
+                return close[int(self.rng.random() * len(close))]
         if not self.sample:
             return None
-        return self.sample[self.rng.randrange(len(self.sample))]
+        return self.sample[int(self.rng.random() * len(self.sample))]
 
     def _ping(self, peer: NodeId) -> None:
         self._seq += 1
         now = self.now()
         self._pending[self._seq] = (peer, now)
         self.stats.pings += 1
-        ping = Ping(self.node, self._seq, now, WireCoordinate.of(self.coordinate), self._gossip())
+        ping = Ping(self.node, self._seq, now, self._wire(), self._gossip(close=False))
         self.send((peer, self.name), ping)
 
     def _expire_pings(self) -> None:
@@ -291,9 +294,7 @@ class VivaldiService(Behaviour):
     def _on_ping(self, ping: Ping) -> None:
         self._heard_from(ping.sender, ping.coordinate)
         self._merge(ping.gossip)
-        pong = Pong(
-            self.node, ping.seq, ping.sent_at, WireCoordinate.of(self.coordinate), self._gossip()
-        )
+        pong = Pong(self.node, ping.seq, ping.sent_at, self._wire(), self._gossip(close=True))
         self.send((ping.sender, self.name), pong)
 
     def _on_pong(self, pong: Pong) -> None:
@@ -344,22 +345,29 @@ class VivaldiService(Behaviour):
                 if len(coordinate.vec) == dims and coordinate.is_valid():
                     self.overlay.observe(node, coordinate)
 
-    def _gossip(self) -> tuple[SampleEntry, ...]:
-        """A few close nodes with coordinates (if the overlay has them) and a few random
-        sample members (drawn with replacement: duplicates are harmless)."""
+    def _wire(self) -> WireCoordinate:
+        """This node's coordinate on the wire (rebuilt only after it changed)."""
+        coordinate = self.coordinate
+        if self._wired is None or self._wired[0] is not coordinate:
+            self._wired = (coordinate, WireCoordinate.of(coordinate))
+        return self._wired[1]
+
+    def _gossip(self, close: bool) -> tuple[SampleEntry, ...]:
+        """A few random sample members (drawn with replacement: duplicates are harmless)
+        and, if ``close``, a few of the overlay's close nodes with their coordinates."""
         cfg, rng = self.config, self.rng
         entries: list[SampleEntry] = []
-        if cfg.gossip_close and self._close is not None and self._coordinate_of is not None:
-            close = self._close(cfg.close_candidates)
-            for _ in range(min(cfg.gossip_close, len(close))):
-                node = close[rng.randrange(len(close))]
+        if close and cfg.gossip_close and self._close is not None and self._coordinate_of:
+            nearest = self._close(cfg.close_candidates)
+            for _ in range(min(cfg.gossip_close, len(nearest))):
+                node = nearest[int(rng.random() * len(nearest))]
                 coordinate = self._coordinate_of(node)
                 wire = WireCoordinate.of(coordinate) if coordinate is not None else None
                 entries.append(SampleEntry(node, wire))
         sample = self.sample
         if cfg.gossip_size and sample:
             for _ in range(cfg.gossip_size):
-                entries.append(SampleEntry(sample[rng.randrange(len(sample))], None))
+                entries.append(SampleEntry(sample[int(rng.random() * len(sample))], None))
         return tuple(entries)
 
     # -- peer sample ------------------------------------------------------------------
@@ -367,7 +375,7 @@ class VivaldiService(Behaviour):
         if node in self._index or node == self.node:
             return
         if len(self.sample) >= self.config.sample_size:
-            victim = self.sample[self.rng.randrange(len(self.sample))]
+            victim = self.sample[int(self.rng.random() * len(self.sample))]
             self._remove_from_sample(victim)
             if self.client is not None:
                 self.client.forget(victim)
