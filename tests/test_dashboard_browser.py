@@ -51,6 +51,14 @@ def painted(page: Any, selector: str) -> int:
         let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""))
 
 
+def digest(page: Any, selector: str) -> str:
+    """A checksum of every canvas matching selector (to see that drawings change)."""
+    return str(page.eval_on_selector_all(selector, """cs => cs.map(c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let h = 0; for (let i = 0; i < d.length; i += 1) h = (h * 31 + d[i]) | 0;
+        return c.width + 'x' + c.height + ':' + h; }).join(',')"""))
+
+
 def status(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url + "api/status", timeout=10) as reply:
         return dict(json.loads(reply.read()))
@@ -103,9 +111,13 @@ def test_replay_in_browser(tmp_path: Path) -> None:
             assert painted(page, f"#hosts .site:nth-child({k + 1}) canvas") > 1000
         assert text(page, "#c-events") == str(sum(e["t"] <= 0 for e in events))
         shot(page, tmp_path, "replay-0-paused")
+        hosts_at_0, vivaldi_at_0 = digest(page, "#hosts canvas"), digest(page, "#vivaldi")
 
         page.click("#play")
         wait_t(page, "t > 40")
+        page.wait_for_timeout(400)
+        assert digest(page, "#hosts canvas") != hosts_at_0  # VM loads and violations moved
+        assert digest(page, "#vivaldi") != vivaldi_at_0
         page.wait_for_function("document.getElementById('vivaldi').dataset.points === '24'")
         assert painted(page, "#vivaldi") > 600  # 24 dots and some edges
         assert painted(page, "#power-history") > 200 and painted(page, "#power-nodes") > 500
@@ -140,7 +152,7 @@ def test_live_simulation_in_browser(tmp_path: Path) -> None:
     out = tmp_path / "live-run"
     scenario = tmp_path / "scenario.toml"
     scenario.write_text("[trace]\ncoord_period_s = 10.0\npower_period_s = 10.0\n")
-    args = ["--speed", "10", "--simulate", str(scenario), "--hosts", "16", "--duration", "120",
+    args = ["--speed", "10", "--simulate", str(scenario), "--hosts", "16", "--duration", "180",
             "--seed", "3", "--scheduler", "dvms", "--out", str(out)]
     with dashboard_process(args, tmp_path / "server.log") as url, \
             open_page(url, tmp_path / "profile") as page:
@@ -158,8 +170,13 @@ def test_live_simulation_in_browser(tmp_path: Path) -> None:
         assert painted(page, "#vivaldi") > 400
         assert painted(page, "#power-history") > 200
         shot(page, tmp_path, "live-0-running")
+        hosts_before, vivaldi_before = digest(page, "#hosts canvas"), digest(page, "#vivaldi")
 
-        wait_t(page, "t > 60")
+        t_before = float(dataset(page, "#time", "t"))
+        wait_t(page, f"t > {min(t_before + 40, 179)}")  # Vivaldi rounds every 30 s
+        page.wait_for_timeout(400)
+        assert digest(page, "#hosts canvas") != hosts_before
+        assert digest(page, "#vivaldi") != vivaldi_before  # new samples moved the nodes
         assert float(dataset(page, "#time", "t")) > t_first
         assert int(text(page, "#c-events")) > first_events
         shot(page, tmp_path, "live-1-running")

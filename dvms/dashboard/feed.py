@@ -29,6 +29,8 @@ class LiveFeed:
         self.error: str | None = None
         """Why the producer stopped, if it failed."""
         self.published = 0
+        self.clock: float | None = None
+        """The producer's current run time, if it reports one (:meth:`set_clock`)."""
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Hand one trace event (``{"t", "type", "node", ...}``) to the dashboard."""
@@ -37,6 +39,10 @@ class LiveFeed:
             self.published += 1
 
     __call__ = publish
+
+    def set_clock(self, t: float) -> None:
+        """Report the run's current time (shown between events; optional)."""
+        self.clock = t
 
     def close(self, error: str | None = None) -> None:
         """The producer is finished (``error``: why it stopped early, if it did)."""
@@ -84,14 +90,8 @@ class LiveSource:
         """Simulated seconds per wall second (1 for a real deployment)."""
         self.t_end = t_end
         self._held: list[dict[str, Any]] = []
-        self._wall0: float | None = None
-        self._clock = 0.0
 
     def advance(self, wall: float) -> None:
-        if self._wall0 is None:
-            self._wall0 = wall
-        clock = (wall - self._wall0) * self.speed
-        self._clock = min(clock, self.t_end) if self.t_end is not None else clock
         events = self.feed.drain()
         if not self.playing:
             self._held.extend(events)
@@ -113,10 +113,11 @@ class LiveSource:
             raise ValueError(f"unknown command {cmd!r}; allowed: play, pause")
 
     def now(self) -> float:
-        """Run time shown: the last event's, or the wall-clock estimate while running."""
-        if self.feed.closed or not self.playing:
+        """Run time shown: the producer's clock while running, else the last event's."""
+        clock = self.feed.clock
+        if self.feed.closed or not self.playing or clock is None:
             return self.state.t
-        return max(self.state.t, self._clock)
+        return max(self.state.t, clock)
 
     def status(self) -> dict[str, Any]:
         return {
