@@ -234,8 +234,12 @@ def test_live_source_drains_feed_and_refuses_seek() -> None:
     assert source.state.counters["violations"] == 1
     with pytest.raises(ValueError, match="a live run cannot seek"):
         source.control({"cmd": "seek", "t": 1})
+    assert source.status()["t"] == 1.0  # no producer clock: the last event's time
+    feed.set_clock(7.5)
+    assert source.status()["t"] == 7.5
     feed.close()
     assert source.status()["finished"] is True and source.status()["mode"] == "live"
+    assert source.status()["t"] == 1.0
 
 
 @pytest.fixture(scope="module")
