@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from dvms.errors import InputError
 from dvms.geo import SITE_SETS, Site
@@ -85,7 +86,17 @@ def vm_name(index: int) -> str:
 class SimVM:
     """A VM: fixed size, current CPU demand, where it runs, whether it is migrating."""
 
-    __slots__ = ("demand", "host", "id", "index", "intensity", "memory_mib", "migrating", "vcpus")
+    __slots__ = (
+        "demand",
+        "host",
+        "id",
+        "index",
+        "intensity",
+        "memory_mib",
+        "migrating",
+        "model",
+        "vcpus",
+    )
 
     def __init__(
         self, index: int, vcpus: int, memory_mib: int, intensity: float, host: SimHost
@@ -99,6 +110,8 @@ class SimVM:
         self.host = host
         self.migrating: SimHost | None = None
         """The destination while a migration is in flight."""
+        self.model: Any = None
+        """Cache of the planners' view of this VM (cleared when its demand or host changes)."""
 
 
 class SimHost:
@@ -172,6 +185,7 @@ class SimHost:
     def add(self, vm: SimVM) -> None:
         self.vms[vm.id] = vm
         vm.host = self
+        vm.model = None
         self.cpu_demand += vm.demand
         self.mem_resident += vm.memory_mib
 
@@ -238,6 +252,7 @@ class Infrastructure:
         host = vm.host
         host.cpu_demand += demand - vm.demand
         vm.demand = demand
+        vm.model = None
         if host.cpu_demand < TOLERANCE and all(v.demand == 0 for v in host.vms.values()):
             host.cpu_demand = 0.0
         return host

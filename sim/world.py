@@ -177,12 +177,15 @@ class World:
 
     def snapshot(self) -> tuple[Sequence[Host], Sequence[VM]]:
         hosts = [self._host_models[h.id] for h in self.infra.hosts if h.alive]
-        vms = [
-            VM(vm.id, h.id, vm.demand, vm.memory_mib)
-            for h in self.infra.hosts
-            if h.alive
-            for vm in h.vms.values()
-        ]
+        vms: list[VM] = []
+        append = vms.append
+        for h in self.infra.hosts:
+            if h.alive:
+                for vm in h.vms.values():
+                    model = vm.model
+                    if model is None:
+                        model = vm.model = VM(vm.id, h.id, vm.demand, vm.memory_mib)
+                    append(model)
         return hosts, vms
 
     def migrate(self, vm: str, source: NodeId, destination: NodeId, reply_to: Address) -> None:

@@ -275,3 +275,26 @@ def test_vivaldi_runs_on_every_host_and_is_scored(tmp_path: Path) -> None:
     off = simulate(small(), tmp_path / "off")
     assert off["vivaldi_median_error"] is None
     assert not any(k.startswith("vivaldi.") for k in off["messages"])
+
+
+def test_snapshot_reflects_every_change(tmp_path: Path) -> None:
+    world = World(small(**{"scheduler.name": "none"}), lambda e: None)
+    world.start()
+    vm = world.infra.vms[0]
+
+    def seen() -> dict[str, tuple[str, float]]:
+        _, vms = world.snapshot()
+        return {v.id: (v.host, v.cpu_demand) for v in vms}
+
+    first = seen()
+    assert first[vm.id] == (vm.host.id, vm.demand)
+    world.set_load(vm, 90.0 if vm.demand != 90.0 else 20.0)
+    assert seen()[vm.id] == (vm.host.id, vm.demand)
+    src, dst = vm.host, world.infra.hosts[5]
+    world.migrate(vm.id, src.id, dst.id, ("h0000", "nobody"))
+    assert seen()[vm.id][0] == src.id  # in flight: still on its source
+    world.runtime.run(until=300.0)
+    assert seen()[vm.id] == (dst.id, vm.demand)
+    world.crash(dst)
+    assert vm.id not in seen()
+    assert len(seen()) == len(first) - len(dst.vms)
