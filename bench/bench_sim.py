@@ -9,13 +9,15 @@ scheduler) for 3600 simulated seconds with
 
 Quick mode: 200 hosts and 1,000 hosts for 600 s. Figures: wall time (whole ``simulate``:
 set-up, run, trace and summary writing), events per wall second (trace events plus
-messages delivered to behaviours), peak RSS, and the run's headline metrics.
+messages delivered to behaviours), peak RSS, the child's CPU time (user + system: what
+the run costs when the machine is shared), and the run's headline metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -62,7 +64,13 @@ def _child(hosts: int, duration: float) -> dict[str, Any]:
     return figures
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run_case(hosts: int, duration: float) -> dict[str, Any]:
+    cpu_before = _children_cpu_s()
     proc = subprocess.run(
         [sys.executable, "-m", "bench.bench_sim", "--child", str(hosts), str(duration)],
         capture_output=True,
@@ -72,6 +80,7 @@ def _run_case(hosts: int, duration: float) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"bench_sim child {hosts} hosts failed:\n{proc.stderr}")
     figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["process_cpu_s"] = round(_children_cpu_s() - cpu_before, 2)
     return figures
 
 
