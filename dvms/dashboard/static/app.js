@@ -2,8 +2,10 @@
 // and draws it on canvases at most once per animation frame. No dependencies.
 "use strict";
 
-const PALETTE = ["#1c7ed6", "#f76707", "#2b8a3e", "#ae3ec9", "#e8590c", "#0ca678", "#d6336c",
-  "#5c940d", "#4263eb", "#c2255c", "#087f5b", "#e67700", "#5f3dc4", "#1098ad", "#862e9c"];
+// matplotlib's tab10 (as the report's Vivaldi map: same colour for the same site, up to
+// 10 sites), then light shades
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+  "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"];
 const HISTORY = 720;
 
 const S = {
