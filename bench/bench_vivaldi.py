@@ -100,6 +100,7 @@ def lbo_accuracy(
 
     - ``lbo_exact``: the answer is that very node;
     - ``lbo_same_site``: the answer is on the true closest node's site;
+    - ``lbo_crashed``: the answer is a crashed node (counted wrong in every figure);
     - ``lbo_within_tolerance``: its true RTT exceeds the best by at most
       ``tolerance_s = jitter × median RTT`` — the noise of one probe of typical length,
       below which RTT-based coordinates cannot rank two nodes. Within a site, hosts differ
@@ -110,7 +111,7 @@ def lbo_accuracy(
     alive = [n for n in nodes if world.runtime.is_alive(n)]
     sample = [net.rtt(a, b) for a, b in (rng.sample(alive, 2) for _ in range(2000))]
     tolerance = net.jitter * statistics.median(sample)
-    exact = same = close = calls = 0
+    exact = same = close = calls = dead = 0
     for _ in range(initiators):
         initiator = rng.choice(alive)
         members = [initiator]
@@ -124,6 +125,10 @@ def lbo_accuracy(
             calls += 1
             if got is None:
                 break
+            if not world.runtime.is_alive(got):  # a crashed node: a wrong answer
+                dead += 1
+                members.append(got)
+                continue
             exact += got == best
             same += net.same_site(got, best)
             close += net.rtt(initiator, got) <= net.rtt(initiator, best) + tolerance
@@ -133,6 +138,7 @@ def lbo_accuracy(
         "lbo_exact": exact / calls,
         "lbo_same_site": same / calls,
         "lbo_within_tolerance": close / calls,
+        "lbo_crashed": dead / calls,
         "lbo_tolerance_s": tolerance,
     }
 

@@ -25,7 +25,7 @@ def test_defaults_are_serfs() -> None:
     c = VivaldiConfig()
     assert (c.dimensionality, c.error_max, c.ce, c.cc) == (8, 1.5, 0.25, 0.25)
     assert (c.adjustment_window, c.height_min, c.latency_filter_size) == (20, 10e-6, 3)
-    assert (c.gravity_rho, c.rtt_max) == (150.0, 10.0)
+    assert (c.gravity_rho, c.rtt_max, c.latency_filter_peers) == (150.0, 10.0, 64)
     assert VivaldiConfig(dimensionality=2).dimensionality == 2
 
 
@@ -40,6 +40,7 @@ def test_defaults_are_serfs() -> None:
         ("adjustment_window", -1),
         ("height_min", 0.0),
         ("latency_filter_size", 0),
+        ("latency_filter_peers", 0),
         ("gravity_rho", -1.0),
         ("rtt_max", math.nan),
     ],
@@ -134,6 +135,25 @@ def test_latency_filter_uses_the_moving_median_per_peer() -> None:
     spy.forget("p")
     spy.update("p", peer, 0.020)  # forgotten: starts afresh
     assert seen == [0.010, 0.500, 0.012, 0.012, 0.012, 0.900, 0.300, 0.020]
+
+
+def test_latency_filters_are_kept_for_the_most_recent_peers_only() -> None:
+    config = VivaldiConfig(dimensionality=2, latency_filter_peers=2)
+    seen: list[float] = []
+
+    class Spy(VivaldiClient):
+        def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
+            seen.append(rtt)
+
+    spy = Spy(config, random.Random(1))
+    peer = Coordinate.origin(config)
+    spy.update("p", peer, 0.010)
+    spy.update("q", peer, 0.100)
+    spy.update("p", peer, 0.030)  # p is now the most recent
+    spy.update("r", peer, 0.200)  # drops q's samples, not p's
+    spy.update("p", peer, 0.020)
+    spy.update("q", peer, 0.300)  # q starts afresh
+    assert seen == [0.010, 0.100, 0.030, 0.200, 0.020, 0.300]
 
 
 def test_adjustment_is_the_halved_mean_of_the_window() -> None:

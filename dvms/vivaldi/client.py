@@ -109,9 +109,13 @@ class VivaldiClient:
             raise InvalidCoordinate(f"peer coordinate is not finite: {other}")
 
     def _filter(self, peer_id: str, rtt: float) -> float:
-        samples = self._filters.get(peer_id)
+        filters = self._filters
+        samples = filters.pop(peer_id, None)  # re-inserted last: most recently observed
         if samples is None:
-            samples = self._filters[peer_id] = []
+            samples = []
+            if len(filters) >= self.config.latency_filter_peers:
+                del filters[next(iter(filters))]  # the least recently observed peer
+        filters[peer_id] = samples
         samples.append(rtt)
         if len(samples) > self.config.latency_filter_size:
             del samples[0]

@@ -51,6 +51,11 @@ class VivaldiConfig:
     """RTT samples kept per peer for the moving-median filter (count; default 3, Serf
     after [2]; 1 disables the filter)."""
 
+    latency_filter_peers: int = 64
+    """Peers whose filter samples are kept; the least recently observed peer's samples
+    are dropped beyond that (count; default 64; ours, not Serf's, which keeps every
+    peer's: this bounds a node's memory in 10,000-node simulations)."""
+
     gravity_rho: float = 150.0
     """Gravity scale: a coordinate at distance d from the origin is pulled back by
     (d/rho)² per update (seconds; default 150, Serf after [2])."""
@@ -64,7 +69,12 @@ class VivaldiConfig:
             value = getattr(self, field)
             return ValueError(f"VivaldiConfig.{field}: {value!r} is invalid; must be {allowed}")
 
-        for field in ("dimensionality", "adjustment_window", "latency_filter_size"):
+        for field in (
+            "dimensionality",
+            "adjustment_window",
+            "latency_filter_size",
+            "latency_filter_peers",
+        ):
             if not isinstance(getattr(self, field), int) or isinstance(getattr(self, field), bool):
                 raise fail(field, "an int")
         for field in ("error_max", "ce", "cc", "height_min", "gravity_rho", "rtt_max"):
@@ -85,6 +95,8 @@ class VivaldiConfig:
             raise fail("height_min", "> 0 seconds")
         if self.latency_filter_size < 1:
             raise fail("latency_filter_size", ">= 1")
+        if self.latency_filter_peers < 1:
+            raise fail("latency_filter_peers", ">= 1")
         if not self.gravity_rho > 0:
             raise fail("gravity_rho", "> 0 seconds")
         if not self.rtt_max > 0:
