@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from dvms.errors import InputError
 from sim.scenario_schema import FaultsConfig
 
-__all__ = ["FaultAction", "plan_faults", "resolve_endpoints"]
+__all__ = ["FaultAction", "link_pairs", "plan_faults", "resolve_endpoints"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,14 @@ def plan_faults(
             t += rng.expovariate(rate)
     actions.sort(key=lambda a: a.t)
     return actions
+
+
+def link_pairs(action: FaultAction, site_of: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The host pairs a link action cuts or heals (every host of ``a`` with every one of ``b``)."""
+    hosts = list(site_of)
+    return [
+        (a, b)
+        for a in resolve_endpoints(action.a, hosts, site_of)
+        for b in resolve_endpoints(action.b, hosts, site_of)
+        if a != b
+    ]

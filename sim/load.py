@@ -18,13 +18,26 @@ import csv
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+import simpy
 
 from dvms.errors import InputError
 
-__all__ = ["LoadDistribution", "LoadEvent", "poisson_arrivals", "read_load_trace"]
+__all__ = [
+    "LoadDistribution",
+    "LoadEvent",
+    "poisson_arrivals",
+    "poisson_process",
+    "read_load_trace",
+    "replay_process",
+]
+
+V = TypeVar("V")
+Process = Generator[simpy.Event, Any, None]
 
 SQRT3 = math.sqrt(3.0)
 
@@ -117,3 +130,37 @@ def read_load_trace(path: str | Path) -> list[LoadEvent]:
             events.append(_row(p, number, rec.get("t"), rec.get("vm"), rec.get("load")))
     events.sort(key=lambda e: e.t)
     return events
+
+
+def poisson_process(
+    env: simpy.Environment,
+    vms: Sequence[V],
+    rate_per_s: float,
+    rng: random.Random,
+    distribution: LoadDistribution,
+    set_load: Callable[[V, float], None],
+) -> Process:
+    """A simpy process: at Poisson times of ``rate_per_s``, a uniform VM gets a drawn load."""
+    n = len(vms)
+    if n == 0:
+        return
+    expo, rand, draw = rng.expovariate, rng.random, distribution.draw
+    timeout = env.timeout
+    while True:
+        yield timeout(expo(rate_per_s))
+        set_load(vms[int(rand() * n)], draw(rng))
+
+
+def replay_process(
+    env: simpy.Environment,
+    events: Sequence[LoadEvent],
+    by_id: Mapping[str, V],
+    set_load: Callable[[V, float], None],
+    cap: float = math.inf,
+) -> Process:
+    """A simpy process replaying ``events`` (sorted by time) at their times, loads capped."""
+    for ev in events:
+        delay = ev.t - env.now
+        if delay > 0:
+            yield env.timeout(delay)
+        set_load(by_id[ev.vm], min(ev.load, cap))

@@ -38,10 +38,10 @@ from dvms.summary import build_summary, write_summary
 from dvms.trace import TraceWriter
 from peeractor import Address, Behaviour, NodeId
 from peeractor.sim import SimRuntime
-from sim.faults import FaultAction, plan_faults, resolve_endpoints
+from sim.faults import FaultAction, link_pairs, plan_faults
 from sim.hypervisor import SimHypervisor
 from sim.infrastructure import Infrastructure, SimHost, SimVM, resolve_sites
-from sim.load import LoadDistribution, read_load_trace
+from sim.load import LoadDistribution, poisson_process, read_load_trace, replay_process
 from sim.migration import MigrationEngine
 from sim.network import GeoNetwork
 from sim.power import PowerMeter
@@ -246,7 +246,16 @@ class World:
             self.runtime.add_node(node, list(extra))
         if sc.faults.loss_rate > 0:
             self.emit("fault.loss", "world", rate=sc.faults.loss_rate)
-        self.env.process(self._load_replay() if self.replay is not None else self._load_poisson())
+        if self.replay is not None:
+            load = replay_process(
+                self.env, self.replay, self.infra.vm_by_id, self.set_load, self.distribution.cap
+            )
+        else:
+            rate = len(self.infra.vms) / sc.load.period_s
+            load = poisson_process(
+                self.env, self.infra.vms, rate, self.load_rng, self.distribution, self.set_load
+            )
+        self.env.process(load)
         self.env.process(self._power_sampler())
         for action in self.faults:
             self.runtime.call_later(action.t, partial(self._fault, action))
@@ -256,30 +265,6 @@ class World:
             self.emit("load", vm.host.id, vm=vm.id, host=vm.host.id, load=load)
         if load != vm.demand:
             self.changed(self.infra.set_demand(vm, load))
-
-    def _load_poisson(self) -> Generator[simpy.Event, Any, None]:
-        vms = self.infra.vms
-        n = len(vms)
-        if n == 0:
-            return
-        rng = self.load_rng
-        rate = n / self.scenario.load.period_s
-        expo, rand, draw = rng.expovariate, rng.random, self.distribution.draw
-        timeout = self.env.timeout
-        set_load = self.set_load
-        while True:
-            yield timeout(expo(rate))
-            set_load(vms[int(rand() * n)], draw(rng))
-
-    def _load_replay(self) -> Generator[simpy.Event, Any, None]:
-        assert self.replay is not None
-        by_id = self.infra.vm_by_id
-        cap = self.distribution.cap
-        for ev in self.replay:
-            delay = ev.t - self.env.now
-            if delay > 0:
-                yield self.env.timeout(delay)
-            self.set_load(by_id[ev.vm], min(ev.load, cap))
 
     def _power_sampler(self) -> Generator[simpy.Event, Any, None]:
         period = self.scenario.trace.power_period_s
@@ -295,16 +280,10 @@ class World:
         if action.kind == "crash":
             self.crash(self.infra.host_by_id[action.a])
             return
-        hosts = [h.id for h in self.infra.hosts]
         site_of = {h.id: h.site for h in self.infra.hosts}
-        pairs = [
-            (a, b)
-            for a in resolve_endpoints(action.a, hosts, site_of)
-            for b in resolve_endpoints(action.b, hosts, site_of)
-            if a != b
-        ]
-        for a, b in pairs:
-            (self.runtime.cut_link if action.kind == "link_cut" else self.runtime.heal_link)(a, b)
+        link = self.runtime.cut_link if action.kind == "link_cut" else self.runtime.heal_link
+        for a, b in link_pairs(action, site_of):
+            link(a, b)
         self.emit(f"fault.{action.kind}", "world", a=action.a, b=action.b)
 
     def crash(self, host: SimHost) -> None:
