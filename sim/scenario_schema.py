@@ -272,9 +272,7 @@ class VivaldiSection(Section):
     """``enabled`` plus any field of the Vivaldi service's config, passed through."""
 
     enabled: bool = option(True, "Run the Vivaldi service on every host.")
-    options: Mapping[str, Any] = dataclasses.field(
-        default_factory=lambda: dict(VIVALDI_DEFAULTS)
-    )
+    options: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(VIVALDI_DEFAULTS))
 
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, **{k: _plain(v) for k, v in self.options.items()}}
