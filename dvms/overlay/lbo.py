@@ -42,6 +42,7 @@ class LboOverlay:
         self.dead: set[NodeId] = set()
         self._slots: list[NodeId | None] = []
         self._slot_of: dict[NodeId, int] = {}
+        self._data = np.zeros((0, 3))
         self._errors = np.zeros(0)
         self._vecs = np.zeros((0, 0))
         self._heights = np.zeros(0)
@@ -52,6 +53,7 @@ class LboOverlay:
         self._close_cut = math.inf
         self._own_ref: Coordinate | None = None
         self._empty = np.zeros(0, dtype=bool)
+        self._far: int | None = None  # slot of the farthest entry, when known
         self._recent: OrderedDict[NodeId, Coordinate] = OrderedDict()
 
     def table(self) -> dict[NodeId, Coordinate]:
@@ -123,7 +125,9 @@ class LboOverlay:
             slot = self._free_slot()
             if slot is None:
                 self._refresh()
-                far = int(np.argmax(self._dist))
+                far = self._far
+                if far is None:
+                    far = self._far = int(np.argmax(self._dist))
                 if self._distance_from_own(coordinate) >= self._dist[far]:
                     return
                 self._evict(far)
@@ -168,10 +172,12 @@ class LboOverlay:
         if self._slot_of:
             raise ValueError(f"coordinate of {dims} dimensions, table has {self._vecs.shape[1]}")
         n = self.table_size
-        self._vecs = np.zeros((n, dims))
-        self._heights = np.zeros(n)
-        self._adjust = np.zeros(n)
-        self._errors = np.zeros(n)
+        # one row per slot: vec..., height, adjustment, error (one write per update)
+        self._data = np.zeros((n, dims + 3))
+        self._vecs = self._data[:, :dims]
+        self._heights = self._data[:, dims]
+        self._adjust = self._data[:, dims + 1]
+        self._errors = self._data[:, dims + 2]
         self._dist = np.full(n, np.inf)
         self._empty = np.ones(n, dtype=bool)
         self._slots = [None] * n
@@ -190,12 +196,15 @@ class LboOverlay:
             self._close_cache = None
         self._slots[slot] = node
         self._slot_of[node] = slot
-        self._errors[slot] = coordinate.error
-        self._vecs[slot] = coordinate.vec
-        self._heights[slot] = coordinate.height
-        self._adjust[slot] = coordinate.adjustment
+        self._data[slot] = (
+            *coordinate.vec,
+            coordinate.height,
+            coordinate.adjustment,
+            coordinate.error,
+        )
         self._dist[slot] = distance
         self._empty[slot] = False
+        self._far = None
 
     def _evict(self, slot: int) -> None:
         if self._close_cache is not None and self._slots[slot] in self._close_cache:
@@ -206,6 +215,7 @@ class LboOverlay:
         self._slots[slot] = None
         self._dist[slot] = np.inf
         self._empty[slot] = True
+        self._far = None
 
     def _coordinate_at(self, slot: int) -> Coordinate:
         return Coordinate(
@@ -229,3 +239,4 @@ class LboOverlay:
         dist = distances(self.own, packed)
         dist[self._empty] = np.inf
         self._dist = dist
+        self._far = None

@@ -112,21 +112,18 @@ class VivaldiServiceConfig:
 
 
 @message("vivaldi.Coordinate")
-class WireCoordinate:
-    """A ``Coordinate`` on the wire (seconds; ``error`` dimensionless)."""
-
-    vec: tuple[float, ...]
-    height: float
-    error: float
-    adjustment: float
+class WireCoordinate(Coordinate):
+    """A ``Coordinate`` on the wire: the same fields, registered as a message, so that a
+    received one is used as is (seconds; ``error`` dimensionless)."""
 
     @staticmethod
     def of(c: Coordinate) -> WireCoordinate:
+        if isinstance(c, WireCoordinate):
+            return c
         return WireCoordinate(c.vec, c.height, c.error, c.adjustment)
 
     def to_coordinate(self) -> Coordinate:
-        vec = self.vec if isinstance(self.vec, tuple) else tuple(self.vec)
-        return Coordinate(vec, self.height, self.error, self.adjustment)
+        return self
 
 
 @message("vivaldi.Entry")
@@ -318,13 +315,12 @@ class VivaldiService(Behaviour):
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
         self._add_to_sample(node)
-        coordinate = wire.to_coordinate()
-        if len(coordinate.vec) != self.vivaldi_config.dimensionality or not coordinate.is_valid():
+        if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
             return None
-        self.overlay.observe(node, coordinate, direct=True)
-        return coordinate
+        self.overlay.observe(node, wire, direct=True)
+        return wire
 
     def _merge(self, gossip: tuple[SampleEntry, ...]) -> None:
         """Learn gossiped peers: fill the sample, but once full replace at most one random
@@ -340,10 +336,9 @@ class VivaldiService(Behaviour):
             ):
                 replaced = len(self.sample) >= self.config.sample_size
                 self._add_to_sample(node)
-            if entry.coordinate is not None:
-                coordinate = entry.coordinate.to_coordinate()
-                if len(coordinate.vec) == dims and coordinate.is_valid():
-                    self.overlay.observe(node, coordinate)
+            coordinate = entry.coordinate
+            if coordinate is not None and len(coordinate.vec) == dims and coordinate.is_valid():
+                self.overlay.observe(node, coordinate)
 
     def _wire(self) -> WireCoordinate:
         """This node's coordinate on the wire (rebuilt only after it changed)."""
