@@ -1,6 +1,6 @@
 """Simulate and evaluate Vivaldi clients against a truth RTT matrix (Serf's harness).
 
-    truth = topology.sites(111)                     # 999 nodes on Grid'5000's sites
+    truth = topology.sites(1000)                    # 1,000 nodes on Grid'5000's sites
     clients = generate_clients(len(truth), VivaldiConfig(), random.Random(1))
     simulate(clients, truth, cycles=200, rng=random.Random(1))
     evaluate(clients, truth)   # VivaldiStats(error_avg=..., error_max=..., error_median=...)
