@@ -110,6 +110,8 @@ class World:
         self._changed_msg = {h.id: HypervisorChanged(h.id) for h in self.infra.hosts}
         self.injected: dict[str, int] = {}
         self.violations = 0
+        self.overloaded = 0
+        """Hosts overloaded now (live ones)."""
         self.vivaldi: VivaldiSetup | None = None
         self._host_models = {
             h.id: Host(h.id, h.cpu_capacity, h.memory_mib, h.site) for h in self.infra.hosts
@@ -148,6 +150,7 @@ class World:
             if host.violated_since is None:
                 host.violated_since = self.env.now
                 self.violations += 1
+                self.overloaded += 1
                 self.emit(
                     "violation.start",
                     host.id,
@@ -171,6 +174,7 @@ class World:
         assert host.violated_since is not None
         duration = self.env.now - host.violated_since
         host.violated_since = None
+        self.overloaded -= 1
         self.emit("violation.end", host.id, host=host.id, duration_s=duration, **extra)
 
     # ----- GlobalView ------------------------------------------------------------------
@@ -190,6 +194,10 @@ class World:
 
     def migrate(self, vm: str, source: NodeId, destination: NodeId, reply_to: Address) -> None:
         self.migrations.start(vm, source, destination, reply_to)
+
+    def overloaded_count(self) -> int:
+        """Live hosts overloaded now (kept on every change: O(1))."""
+        return self.overloaded
 
     # ----- assembly ----------------------------------------------------------------------
 

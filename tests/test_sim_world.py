@@ -298,3 +298,19 @@ def test_snapshot_reflects_every_change(tmp_path: Path) -> None:
     world.crash(dst)
     assert vm.id not in seen()
     assert len(seen()) == len(first) - len(dst.vms)
+
+
+def test_overloaded_count_matches_the_snapshot(tmp_path: Path) -> None:
+    from dvms.services.central import overloaded_count
+
+    world = World(small(**{"scheduler.name": "none", "load.mean": 70.0}), lambda e: None)
+    world.start()
+    checked = 0
+    for step in range(1, 31):
+        world.runtime.run(until=20.0 * step)
+        if step == 10:
+            world.crash(world.infra.hosts[2])
+        hosts, vms = world.snapshot()
+        assert world.overloaded_count() == overloaded_count(hosts, vms)
+        checked += world.overloaded_count() > 0
+    assert checked > 5

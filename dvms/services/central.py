@@ -42,6 +42,9 @@ class GlobalView(Protocol):
         """Start a migration; a ``MigrationResult`` is later sent to ``reply_to``."""
         ...
 
+    # Optional: ``overloaded_count() -> int``, the hosts of the snapshot that are overloaded
+    # now, when the view keeps it (the simulated world does, in O(1)); else it is computed.
+
 
 @message("central.Run")
 class CentralRun:
@@ -111,6 +114,7 @@ class CentralScheduler(Behaviour):
     def _run(self) -> None:
         self._started_at = self.now()
         hosts, vms = self.view.snapshot()
+        counter = getattr(self.view, "overloaded_count", None)
         plan = self.planner.plan(hosts, vms)
         if plan is None:
             partial = getattr(self.planner, "plan_partial", None)
@@ -120,7 +124,7 @@ class CentralScheduler(Behaviour):
         self._stats = {
             "hosts": len(hosts),
             "vms": len(vms),
-            "overloaded": overloaded_count(hosts, vms),
+            "overloaded": counter() if counter is not None else overloaded_count(hosts, vms),
             "migrations": len(plan),
             "compute_s": compute_s,
         }
