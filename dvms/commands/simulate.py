@@ -39,6 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="N", help="random seed")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/<name>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="run in real time and watch it in the dashboard (http://127.0.0.1:9000)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, metavar="X", help="with --live: simulated s per wall s"
+    )
+    parser.add_argument(
+        "--host", default=None, help="with --live: dashboard bind address (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=9000, help="with --live: dashboard port")
 
 
 def register(subparsers: Any) -> None:
@@ -109,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
     out = _out_dir(args, scenario.run.name)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r}: exists and is not a directory")
+    if args.live:
+        if not args.speed > 0:
+            raise InputError(f"--speed {args.speed}: must be > 0")
+        from dvms.dashboard.live import serve_live
+
+        return serve_live(scenario, out, speed=args.speed, host=args.host, port=args.port)
     started = time.perf_counter()
     if args.quiet:
         summary = simulate(scenario, out)
