@@ -165,3 +165,20 @@ def test_rtts_out_of_range_are_counted_not_fatal() -> None:
 def test_coordinate_before_start_is_the_origin() -> None:
     service = VivaldiService(LboOverlay("x"), vivaldi=VivaldiConfig(dimensionality=3))
     assert service.coordinate.vec == (0.0, 0.0, 0.0)
+
+
+def test_only_close_nodes_heard_from_directly_and_recently_are_gossiped() -> None:
+    rt = SimRuntime(seed=3, network=ConstantLatency(0.005))
+    names = [f"n{i}" for i in range(4)]
+    overlays = grid(names)
+    services = start(rt, names, overlays, FAST)
+    rt.run(2.0)
+    lbo = overlays["n0"]
+    assert isinstance(lbo, LboOverlay)
+    own = services["n0"].coordinate
+    lbo.observe("ghost", own)  # second-hand only, and right next to n0: the closest
+    assert lbo.close_nodes(1) == ["ghost"]
+    entries = [e for _ in range(50) for e in services["n0"]._gossip(close=True)]
+    gossiped = {e.node for e in entries if e.coordinate is not None}
+    assert gossiped and "ghost" not in gossiped
+    assert gossiped <= set(names)

@@ -71,6 +71,9 @@ class VivaldiServiceConfig:
     far neighbours gives good local and global accuracy)."""
     close_candidates: int = 8
     """How many of the closest nodes a close ping draws from (default 8)."""
+    gossip_max_age_s: float = 60.0
+    """Only close nodes this node heard from directly within this long are gossiped, so a
+    crashed node's last coordinate stops spreading (s; default 60)."""
     ping_timeout_s: float = 1.0
     """A ping unanswered after this long is a miss (s; checked each round; default 1)."""
     max_misses: int = 3
@@ -86,7 +89,7 @@ class VivaldiServiceConfig:
             value = getattr(self, field)
             return ValueError(f"VivaldiServiceConfig.{field}: {value!r} is invalid; {allowed}")
 
-        for field in ("fast_period_s", "period_s", "ping_timeout_s"):
+        for field in ("fast_period_s", "period_s", "ping_timeout_s", "gossip_max_age_s"):
             value = getattr(self, field)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise fail(field, "must be a number > 0 seconds")
@@ -201,6 +204,7 @@ class VivaldiService(Behaviour):
         self._suspects: set[NodeId] = set()
         self._misses: dict[NodeId, int] = {}
         self._pending: dict[int, tuple[NodeId, float]] = {}
+        self._last_heard: dict[NodeId, float] = {}  # direct contacts, least recent first
         self._seq = 0
         self.client: VivaldiClient | None = None
         self._wired: tuple[Coordinate, WireCoordinate] | None = None
@@ -315,6 +319,11 @@ class VivaldiService(Behaviour):
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
         self._add_to_sample(node)
+        heard = self._last_heard
+        heard.pop(node, None)
+        heard[node] = self.now()
+        if len(heard) > 2 * self.config.sample_size:
+            del heard[next(iter(heard))]
         if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
@@ -353,7 +362,10 @@ class VivaldiService(Behaviour):
         cfg, rng = self.config, self.rng
         entries: list[SampleEntry] = []
         if close and cfg.gossip_close and self._close is not None and self._coordinate_of:
-            nearest = self._close(cfg.close_candidates)
+            since = self.now() - cfg.gossip_max_age_s
+            heard = self._last_heard
+            candidates = self._close(cfg.close_candidates)
+            nearest = [n for n in candidates if heard.get(n, -math.inf) >= since]
             for _ in range(min(cfg.gossip_close, len(nearest))):
                 node = nearest[int(rng.random() * len(nearest))]
                 coordinate = self._coordinate_of(node)
