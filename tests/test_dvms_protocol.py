@@ -96,7 +96,7 @@ def test_two_blocked_partitions_merge() -> None:
     come back to themselves and block; when one blocked partition meets a member of the
     other blocked one, the two merge (4 members) and a plan fixes both hosts.
     """
-    c = ToyCluster(4, capacity=300.0, seed=1)
+    c = ToyCluster(4, capacity=300.0, seed=2)
     c.load_host("h000", [100] * 4, at=1.0)
     c.load_host("h001", [100] * 4, at=1.0)
     c.run(30)
@@ -106,10 +106,10 @@ def test_two_blocked_partitions_merge() -> None:
     merges = [f for t, _, f in events if t == "partition.merge"]
     assert merges == [
         {
-            "partition": "h001:1",
-            "absorbed": "h000:1",
+            "partition": "h000:1",
+            "absorbed": "h001:1",
             "size": 4,
-            "members": ["h001", "h002", "h000", "h003"],
+            "members": ["h000", "h002", "h001", "h003"],
         }
     ]
     assert [f["size"] for t, _, f in events if t == "partition.solve"] == [4]
@@ -203,7 +203,7 @@ def test_stale_copy_of_a_partition_is_refused_by_its_initiator() -> None:
     part = c.services["h000"].part
     assert part is not None and part.version >= 2 and part.size < 8
     stale = TransmissionOfAnISP(
-        "h000:1", "h000", "h000", 0, "growing", ("h000",), (), 1.0, (), None, "h000", 99
+        "h000:1", "h000", "h000", 0, "growing", ("h000",), (), 1.0, (), 0, None, "h000", 99
     )
     free = next(n for n in c.nodes if c.services[n].part is None)
     c.rt.inject((free, "dvms"), stale)
@@ -324,6 +324,7 @@ def test_every_protocol_message_crosses_the_wire_codec() -> None:
         (snap,),
         1.0,
         ("h9",),
+        1,
         ((0.01, 0.02), 1e-5, 0.2, 0.0),
         "h2",
         7,

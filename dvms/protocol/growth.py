@@ -80,6 +80,7 @@ class Growth(ProtocolBase):
             snaps,
             part.started_at,
             (),
+            0,
             coordinate if coordinate is not None else part.coordinate,
             self.node,
             0,
@@ -99,7 +100,7 @@ class Growth(ProtocolBase):
     # ----- routing ---------------------------------------------------------------------
     def route(self, token: TransmissionOfAnISP) -> None:
         """Send ``token`` to the next node outside its members and visited nodes."""
-        if len(token.visited) > self.config.max_forward_hops:
+        if token.hops > self.config.max_forward_hops:
             self.send_back(token)
             return
         excluded = set(token.members)
@@ -142,11 +143,18 @@ class Growth(ProtocolBase):
             return
         # lost or crashed: try elsewhere (a duplicate is harmless: versions are claimed)
         token = pending.token
-        self.route(dataclasses.replace(token, visited=(*token.visited, pending.target)))
+        visited = (*token.visited, pending.target)
+        self.route(dataclasses.replace(token, visited=visited, hops=token.hops + 1))
 
     def pass_on(self, token: TransmissionOfAnISP) -> None:
-        """A booked (or busy) node forwards a partition it cannot take."""
-        self.route(dataclasses.replace(token, visited=(*token.visited, self.node)))
+        """A booked (or busy) node forwards a partition it cannot take; its own partition's
+        members are booked too, so the partition skips them all at once."""
+        skip = dict.fromkeys(token.visited)
+        skip[self.node] = None
+        part = self.part
+        if part is not None and part.id != token.partition:
+            skip.update(dict.fromkeys(part.members))
+        self.route(dataclasses.replace(token, visited=tuple(skip), hops=token.hops + 1))
 
     # ----- reception -------------------------------------------------------------------
     def on_transmission(self, token: TransmissionOfAnISP) -> None:

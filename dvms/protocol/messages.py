@@ -65,7 +65,10 @@ class TransmissionOfAnISP:
     started_at: float
     """When the initiator started the ISP."""
     visited: tuple[NodeId, ...]
-    """Booked nodes crossed since the partition last grew (never proposed again)."""
+    """Nodes known booked (or silent) since the partition last grew: the booked nodes it
+    crossed and their partitions' members; never proposed again."""
+    hops: int
+    """Booked nodes crossed since the partition last grew."""
     coordinate: Any
     """The initiator's network coordinate (for locality-based overlays), or None."""
     sender: NodeId
