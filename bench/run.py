@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
-        print(f"bench: error: unknown benchmark(s) {unknown}; known: {available()}", file=sys.stderr)
+        known = available()
+        print(f"bench: error: unknown benchmark(s) {unknown}; known: {known}", file=sys.stderr)
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in names:
