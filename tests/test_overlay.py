@@ -61,6 +61,25 @@ def test_lbo_skips_dead_nodes_until_heard_from_directly() -> None:
     assert overlay.next_outside(["n0"], "n0") == "n1"
 
 
+def test_lbo_prefers_entries_known_alive_recently() -> None:
+    overlay = LboOverlay("n0", stale_after_s=120.0)
+    overlay.observe("n0", at(0.0))
+    overlay.observe("n1", at(1e-3), heard_at=100.0)
+    overlay.observe("n2", at(2e-3), heard_at=300.0)
+    overlay.observe("n3", at(3e-3), heard_at=250.0)
+    assert overlay.heard_at("n1") == 100.0 and overlay.heard_at("zz") is None
+    # latest known time 300: n1 (200 s old) is stale, n2 and n3 are fresh
+    assert overlay.next_outside(["n0"], "n0") == "n2"
+    assert overlay.next_outside(["n0", "n2"], "n0") == "n3"
+    # with no fresh candidate left, a stale one is still better than nothing
+    assert overlay.next_outside(["n0", "n2", "n3"], "n0") == "n1"
+    overlay.observe("n1", at(1e-3), heard_at=290.0)  # relayed news: n1 is alive
+    assert overlay.next_outside(["n0"], "n0") == "n1"
+    overlay.observe("n1", at(1e-3), heard_at=50.0)  # older news never rolls it back
+    assert overlay.heard_at("n1") == 290.0
+    assert LboOverlay("n0", stale_after_s=None).stale_after_s is None
+
+
 def test_lbo_never_returns_itself_and_none_when_nothing_is_left() -> None:
     overlay = lbo_line()
     everyone = [f"n{i}" for i in range(1, 10)]

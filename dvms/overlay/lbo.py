@@ -28,9 +28,18 @@ class LboOverlay:
 
     name = "lbo"
 
-    def __init__(self, node: NodeId, *, table_size: int = 100, recent_size: int = 8) -> None:
+    def __init__(
+        self,
+        node: NodeId,
+        *,
+        table_size: int = 100,
+        recent_size: int = 8,
+        stale_after_s: float | None = 120.0,
+    ) -> None:
         """``recent_size``: how many other observed coordinates (not in the table) are kept
-        for initiator look-ups and as a fallback."""
+        for initiator look-ups and as a fallback. ``stale_after_s``: table entries not
+        known alive (``heard_at``) within this long of the latest time observed are
+        proposed only when no fresher entry qualifies (None: never)."""
         if table_size < 1:
             raise ValueError(f"table_size must be >= 1, got {table_size}")
         if recent_size < 0:
@@ -38,12 +47,16 @@ class LboOverlay:
         self.node = node
         self.table_size = table_size
         self.recent_size = recent_size
+        self.stale_after_s = stale_after_s
+        self._latest = -math.inf  # the latest heard_at seen: this overlay's idea of "now"
         self.own: Coordinate | None = None
         self.dead: set[NodeId] = set()
         self._slots: list[NodeId | None] = []
         self._slot_of: dict[NodeId, int] = {}
-        self._data = np.zeros((0, 3))
+        self._data = np.zeros((0, 4))
         self._errors = np.zeros(0)
+        self._heard = np.zeros(0)
+        self._heard_col = 3
         self._vecs = np.zeros((0, 0))
         self._heights = np.zeros(0)
         self._adjust = np.zeros(0)
@@ -91,10 +104,27 @@ class LboOverlay:
             return self._coordinate_at(slot)
         return self._recent.get(node)
 
+    def heard_at(self, node: NodeId) -> float | None:
+        """When ``node`` was last known alive (``observe(..., heard_at=)``), if in the table."""
+        slot = self._slot_of.get(node)
+        if slot is None:
+            return None
+        value = float(self._heard[slot])
+        return None if value == -math.inf else value
+
     def observe(
-        self, node: NodeId, coordinate: Coordinate | None = None, *, direct: bool = False
+        self,
+        node: NodeId,
+        coordinate: Coordinate | None = None,
+        *,
+        direct: bool = False,
+        heard_at: float | None = None,
     ) -> None:
-        """Learn ``node``'s coordinate; keep it in the table if it is among the closest."""
+        """Learn ``node``'s coordinate; keep it in the table if it is among the closest.
+
+        ``heard_at``: when ``node`` was last known alive (the caller's clock); the table
+        keeps the latest such time per entry (see ``heard_at()``).
+        """
         if direct:
             self.dead.discard(node)
         if coordinate is None:
@@ -133,6 +163,11 @@ class LboOverlay:
                 self._evict(far)
                 slot = far
         self._put(slot, node, coordinate)
+        if heard_at is not None:
+            if heard_at > self._heard[slot]:
+                self._heard[slot] = heard_at
+            if heard_at > self._latest:
+                self._latest = heard_at
 
     def mark_dead(self, node: NodeId) -> None:
         """Forget ``node`` in the table and never propose it until heard from directly."""
@@ -149,6 +184,10 @@ class LboOverlay:
         mask = np.array(
             [n is None or n in excluded or n in self.dead for n in self._slots], dtype=bool
         )
+        if self.stale_after_s is not None and math.isfinite(self._latest):
+            fresh = mask | (self._heard < self._latest - self.stale_after_s)
+            if not fresh.all():
+                mask = fresh  # prefer entries known alive recently
         if not mask.all():
             if origin is None:
                 return min(n for n, m in zip(self._slots, mask, strict=True) if not m and n)
@@ -172,12 +211,15 @@ class LboOverlay:
         if self._slot_of:
             raise ValueError(f"coordinate of {dims} dimensions, table has {self._vecs.shape[1]}")
         n = self.table_size
-        # one row per slot: vec..., height, adjustment, error (one write per update)
-        self._data = np.zeros((n, dims + 3))
+        # one row per slot: vec..., height, adjustment, error, heard_at (one write per update)
+        self._data = np.zeros((n, dims + 4))
         self._vecs = self._data[:, :dims]
         self._heights = self._data[:, dims]
         self._adjust = self._data[:, dims + 1]
         self._errors = self._data[:, dims + 2]
+        self._heard = self._data[:, dims + 3]
+        self._heard[:] = -math.inf
+        self._heard_col = dims + 3
         self._dist = np.full(n, np.inf)
         self._empty = np.ones(n, dtype=bool)
         self._slots = [None] * n
@@ -194,9 +236,11 @@ class LboOverlay:
         # update of a listed node only re-orders it (tolerated until the next refresh).
         if cache is not None and node not in cache and distance <= self._close_cut:
             self._close_cache = None
+        if self._slots[slot] != node:
+            self._heard[slot] = -math.inf
         self._slots[slot] = node
         self._slot_of[node] = slot
-        self._data[slot] = (
+        self._data[slot, : self._heard_col] = (
             *coordinate.vec,
             coordinate.height,
             coordinate.adjustment,

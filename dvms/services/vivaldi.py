@@ -72,8 +72,9 @@ class VivaldiServiceConfig:
     close_candidates: int = 8
     """How many of the closest nodes a close ping draws from (default 8)."""
     gossip_max_age_s: float = 60.0
-    """Only close nodes this node heard from directly within this long are gossiped, so a
-    crashed node's last coordinate stops spreading (s; default 60)."""
+    """Only close nodes known alive within this long are gossiped (each entry carries the
+    age of that knowledge, first-hand or relayed), so a crashed node's last coordinate
+    stops spreading (s; default 60)."""
     ping_timeout_s: float = 1.0
     """A ping unanswered after this long is a miss (s; checked each round; default 1)."""
     max_misses: int = 3
@@ -135,6 +136,8 @@ class SampleEntry:
 
     node: str
     coordinate: WireCoordinate | None
+    age_s: float = 0.0
+    """How long ago ``node`` was last known alive, as the sender knows (seconds)."""
 
 
 @message("vivaldi.Ping")
@@ -204,7 +207,6 @@ class VivaldiService(Behaviour):
         self._suspects: set[NodeId] = set()
         self._misses: dict[NodeId, int] = {}
         self._pending: dict[int, tuple[NodeId, float]] = {}
-        self._last_heard: dict[NodeId, float] = {}  # direct contacts, least recent first
         self._seq = 0
         self.client: VivaldiClient | None = None
         self._wired: tuple[Coordinate, WireCoordinate] | None = None
@@ -212,6 +214,12 @@ class VivaldiService(Behaviour):
         self._coordinate_of: Callable[[NodeId], Coordinate | None] | None = getattr(
             overlay, "coordinate_of", None
         )
+        # Overlays keeping a close-node table (LBO) also keep when each entry was last
+        # known alive; then gossip relays that freshness.
+        self._heard_at: Callable[[NodeId], float | None] | None = getattr(
+            overlay, "heard_at", None
+        )
+        self._observe: Callable[..., None] = overlay.observe
 
     # -- public -----------------------------------------------------------------------
     @property
@@ -319,16 +327,14 @@ class VivaldiService(Behaviour):
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
         self._add_to_sample(node)
-        heard = self._last_heard
-        heard.pop(node, None)
-        heard[node] = self.now()
-        if len(heard) > 2 * self.config.sample_size:
-            del heard[next(iter(heard))]
         if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
             return None
-        self.overlay.observe(node, wire, direct=True)
+        if self._heard_at is not None:
+            self._observe(node, wire, direct=True, heard_at=self.now())
+        else:
+            self.overlay.observe(node, wire, direct=True)
         return wire
 
     def _merge(self, gossip: tuple[SampleEntry, ...]) -> None:
@@ -347,7 +353,10 @@ class VivaldiService(Behaviour):
                 self._add_to_sample(node)
             coordinate = entry.coordinate
             if coordinate is not None and len(coordinate.vec) == dims and coordinate.is_valid():
-                self.overlay.observe(node, coordinate)
+                if self._heard_at is not None:
+                    self._observe(node, coordinate, heard_at=self.now() - entry.age_s)
+                else:
+                    self.overlay.observe(node, coordinate)
 
     def _wire(self) -> WireCoordinate:
         """This node's coordinate on the wire (rebuilt only after it changed)."""
@@ -361,16 +370,19 @@ class VivaldiService(Behaviour):
         and, if ``close``, a few of the overlay's close nodes with their coordinates."""
         cfg, rng = self.config, self.rng
         entries: list[SampleEntry] = []
-        if close and cfg.gossip_close and self._close is not None and self._coordinate_of:
-            since = self.now() - cfg.gossip_max_age_s
-            heard = self._last_heard
-            candidates = self._close(cfg.close_candidates)
-            nearest = [n for n in candidates if heard.get(n, -math.inf) >= since]
-            for _ in range(min(cfg.gossip_close, len(nearest))):
-                node = nearest[int(rng.random() * len(nearest))]
-                coordinate = self._coordinate_of(node)
-                wire = WireCoordinate.of(coordinate) if coordinate is not None else None
-                entries.append(SampleEntry(node, wire))
+        heard_at, coordinate_of = self._heard_at, self._coordinate_of
+        if close and cfg.gossip_close and self._close and heard_at and coordinate_of:
+            now = self.now()
+            fresh: list[tuple[NodeId, float]] = []
+            for node in self._close(cfg.close_candidates):
+                at = heard_at(node)
+                if at is not None and now - at <= cfg.gossip_max_age_s:
+                    fresh.append((node, now - at))
+            for _ in range(min(cfg.gossip_close, len(fresh))):
+                node, age = fresh[int(rng.random() * len(fresh))]
+                coordinate = coordinate_of(node)
+                if coordinate is not None:
+                    entries.append(SampleEntry(node, WireCoordinate.of(coordinate), age))
         sample = self.sample
         if cfg.gossip_size and sample:
             for _ in range(cfg.gossip_size):
