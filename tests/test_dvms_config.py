@@ -37,6 +37,7 @@ def test_defaults_follow_vmplaces() -> None:
         ("request_timeout_s", "1", "dvms.request_timeout_s: '1' is not a number of seconds"),
         ("retry_delay_s", -1.0, "dvms.retry_delay_s: -1.0 must be finite and >= 0"),
         ("max_forward_hops", 0, "dvms.max_forward_hops: 0 must be >= 1"),
+        ("retry_delay_max_s", 0.5, "dvms.retry_delay_max_s: 0.5 is below retry_delay_s 1.0"),
     ],
 )
 def test_bad_values_name_the_field(field: str, value: object, message: str) -> None:

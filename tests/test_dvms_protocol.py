@@ -134,7 +134,7 @@ def test_the_deadlock_is_always_resolved() -> None:
         assert c.overloaded() == [], seed
         merged += bool(c.of_type("partition.merge"))
         check_protocol_trace(c.events, bound_s=30.0)
-    assert merged >= 5
+    assert merged >= 3
 
 
 def test_a_migrating_node_neither_starts_nor_joins() -> None:
@@ -169,17 +169,21 @@ def test_violation_ending_by_itself_dissolves_the_growing_isp() -> None:
 
 
 def test_unsolvable_violation_retries_with_back_off() -> None:
-    """Every host is full: ISPs fail; the initiator retries after ~retry_delay_s, no storm."""
-    config = DvmsConfig(retry_delay_s=2.0)
+    """Every host is full: ISPs fail; the initiator retries after a back-off that doubles
+    with each failure in a row (1 s, 2 s, then the 4 s cap; each ± 50 %)."""
+    config = DvmsConfig(retry_delay_s=1.0, retry_delay_max_s=4.0)
     c = ToyCluster(5, capacity=300.0, config=config)
     for node in c.nodes:
         c.load_host(node, [70] * 4)  # 280 of 300: no room for a VM of 100
     c.load_host("h000", [100] * 4, at=1.0)
     c.run(41)
     starts = [e["t"] for e in c.of_type("isp.start")]
-    assert 10 <= len(starts) <= 40 // 1 + 1
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 1.0  # 2 s ± 50 %
+    slack = 0.2  # the failing ISP's own few messages
+    assert 0.5 <= gaps[0] <= 1.5 + slack
+    assert 1.0 <= gaps[1] <= 3.0 + slack
+    assert all(2.0 <= g <= 6.0 + slack for g in gaps[2:])
+    assert 8 <= len(starts) <= 20
     assert all(not d["solved"] for d in c.of_type("partition.dissolve"))
     check_protocol_trace(c.events, bound_s=10.0)
 

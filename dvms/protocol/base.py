@@ -9,6 +9,7 @@ blocking, merging) and ``apply`` (the leader: planning, solving, migration order
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ TOLERANCE = 1e-6
 """CPU slack (percent of a core) under which a float sum counts as within capacity."""
 ORDER_CACHE_SIZE = 1024
 """Migration orders a source remembers (for idempotency) before forgetting the oldest."""
+BOOKED_CACHE_SIZE = 256
+"""Nodes a node remembers as booked (for routing growing partitions around them)."""
 
 
 @dataclass(slots=True)
@@ -91,12 +94,16 @@ class ProtocolBase(Behaviour):
         self.counter = 0
         self._seq = 0
         self.retry_at = 0.0
+        self.failures = 0
+        """ISPs in a row that ended without fixing this node (sets the back-off)."""
         self.acks: dict[int, PendingAck] = {}
         self.claims: dict[int, PendingClaim] = {}
         self.inflight: dict[str, tuple[str, NodeId, NodeId]] = {}
         """Source side: vm → (partition, leader, destination) of migrations it started."""
         self.order_cache: OrderedDict[tuple[str, str], MigrationReport | None] = OrderedDict()
         """Source side: (partition, vm) → report, None while the migration runs."""
+        self.booked: OrderedDict[NodeId, float] = OrderedDict()
+        """Nodes recently seen booked in other partitions → when that news gets stale."""
         self._deadline: Timer | None = None
         self._recheck: Timer | None = None
 
@@ -133,6 +140,34 @@ class ProtocolBase(Behaviour):
 
     def trace_members(self, members: tuple[NodeId, ...]) -> list[NodeId]:
         return list(members)
+
+    # ----- nodes known to be booked ----------------------------------------------------
+    def note_booked(self, nodes: Iterable[NodeId]) -> None:
+        """Remember ``nodes`` as booked for ``partition_timeout_s`` (they are in some
+        partition now; a growing partition is not sent to them meanwhile)."""
+        until = self.now() + self.config.partition_timeout_s
+        booked = self.booked
+        for node in nodes:
+            if node != self.node:
+                booked[node] = until
+                booked.move_to_end(node)
+        while len(booked) > BOOKED_CACHE_SIZE:
+            booked.popitem(last=False)
+
+    def note_free(self, nodes: Iterable[NodeId]) -> None:
+        for node in nodes:
+            self.booked.pop(node, None)
+
+    def known_booked(self) -> list[NodeId]:
+        """Nodes believed booked now (expired entries are dropped)."""
+        now = self.now()
+        booked = self.booked
+        while booked:
+            node, until = next(iter(booked.items()))
+            if until > now:
+                break
+            del booked[node]
+        return [node for node, until in booked.items() if until > now]
 
     # ----- membership --------------------------------------------------------------------
     def enter(self, part: Membership) -> None:
@@ -203,6 +238,7 @@ class ProtocolBase(Behaviour):
         if self.lead is not None:
             self.lead.cancel()
             self.lead = None
+        self.note_free(part.members)
         self.part = None
         if self._deadline is not None:
             self._deadline.cancel()
@@ -210,13 +246,21 @@ class ProtocolBase(Behaviour):
         self.after_leave(solved)
 
     def after_leave(self, solved: bool) -> None:
-        """A node still violated starts again: at once after a success, else after a back-off."""
+        """A node still violated starts again: at once after a success, else after a back-off
+        doubling with each failure in a row (``retry_delay_s`` … ``retry_delay_max_s``)."""
         if solved:
+            self.failures = 0
             self.maybe_start()
             return
         if not self.violated():
+            self.failures = 0
             return
-        delay = self.config.retry_delay_s * (0.5 + self.rng.random())
+        self.failures += 1
+        base = min(
+            self.config.retry_delay_s * 2 ** min(self.failures - 1, 30),
+            self.config.retry_delay_max_s,
+        )
+        delay = base * (0.5 + self.rng.random())
         self.retry_at = self.now() + delay
         if self._recheck is not None:
             self._recheck.cancel()

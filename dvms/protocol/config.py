@@ -56,7 +56,10 @@ class DvmsConfig:
     the partition (the migrations themselves continue, on the hypervisors)."""
     retry_delay_s: float = 1.0
     """After an ISP that did not fix its initiator, a still-violated node waits this long
-    (± 50 % jitter from its rng) before starting another (avoids ISP storms)."""
+    (± 50 % jitter from its rng) before starting another; the wait doubles with each
+    further failure in a row, up to ``retry_delay_max_s`` (avoids ISP storms)."""
+    retry_delay_max_s: float = 8.0
+    """Longest back-off between two failed ISPs of a node (s; >= ``retry_delay_s``)."""
 
     def __post_init__(self) -> None:
         _int_at_least("min_partition_size", self.min_partition_size, 1)
@@ -78,6 +81,12 @@ class DvmsConfig:
         ):
             _positive(name, getattr(self, name))
         _positive("retry_delay_s", self.retry_delay_s, allow_zero=True)
+        _positive("retry_delay_max_s", self.retry_delay_max_s, allow_zero=True)
+        if self.retry_delay_max_s < self.retry_delay_s:
+            raise InputError(
+                f"dvms.retry_delay_max_s: {self.retry_delay_max_s} is below "
+                f"retry_delay_s {self.retry_delay_s}"
+            )
         if self.keepalive_period_s >= self.partition_timeout_s:
             raise InputError(
                 f"dvms.keepalive_period_s: {self.keepalive_period_s} must be below "

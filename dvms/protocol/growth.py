@@ -9,8 +9,9 @@ A node receiving a partition (``TransmissionOfAnISP``) acknowledges it, then:
   leader and sends it out again); blocked → dissolved (it went round twice); older versions
   than the member knows are stale and dropped;
 - **member of another blocked partition** while this one is blocked: proposes a merge to
-  its leader, which claims both partitions' versions (in the total order of their
-  initiators' ids, so two opposite merges cannot both half-succeed) and absorbs it;
+  its leader, which claims its own partition's version then the other's (a refusal never
+  loses either) and leads the union; by a total order on the initiators' ids, the
+  partition with the smaller initiator survives and absorbs the other;
 - otherwise passes it on: to the overlay's next node outside its members and the booked
   nodes it already crossed; after ``max_forward_hops`` booked nodes, or when the overlay
   knows nobody else, back to its leader.
@@ -99,13 +100,20 @@ class Growth(ProtocolBase):
 
     # ----- routing ---------------------------------------------------------------------
     def route(self, token: TransmissionOfAnISP) -> None:
-        """Send ``token`` to the next node outside its members and visited nodes."""
+        """Send ``token`` to the next node outside its members and visited nodes, and, while
+        it grows, outside the nodes this node knows to be booked (they would pass it on;
+        a blocked partition is meant to meet booked ones)."""
         if token.hops > self.config.max_forward_hops:
             self.send_back(token)
             return
         excluded = set(token.members)
         excluded.update(token.visited)
-        nxt = self.overlay.next_outside(excluded, token.initiator)
+        nxt = None
+        booked = self.known_booked() if token.state == GROWING else []
+        if booked:
+            nxt = self.overlay.next_outside(excluded.union(booked), token.initiator)
+        if nxt is None:
+            nxt = self.overlay.next_outside(excluded, token.initiator)
         if nxt is not None:
             self.transmit(token, nxt, back=False)
             return
@@ -161,6 +169,8 @@ class Growth(ProtocolBase):
         if token.sender != self.node:
             self.send(self.to(token.sender), TransmissionAck(token.seq))
         self.observe_initiator(token)
+        if token.visited:
+            self.note_booked(token.visited)
         part = self.part
         if part is not None and part.id == token.partition:
             self.own_back(token)
@@ -367,9 +377,9 @@ class Growth(ProtocolBase):
             return
         lead.merging = True
         lead.merge_token = token
-        # claim both versions in the order of the initiators' ids
-        first = "survivor" if part.initiator < token.initiator else "absorbed"
-        self.claim(first, token, into=part.id)
+        # claim our own outstanding version first, then theirs: a refusal of either leaves
+        # the other partition able to go on (ours re-sent, theirs passed on), never lost
+        self.claim("survivor", token, into=part.id)
 
     def merge_claimed(self, kind: str, token: TransmissionOfAnISP, granted: bool) -> None:
         part, lead = self.part, self.lead
@@ -397,21 +407,49 @@ class Growth(ProtocolBase):
             self.pass_on(token)
 
     def merge(self, token: TransmissionOfAnISP) -> None:
+        """Both versions claimed: one partition absorbs the other. By a total order on the
+        initiators, the partition whose initiator's id is smaller survives (keeps its id,
+        initiator and start); this leader leads the union either way."""
         part, lead = self.part, self.lead
         assert part is not None and lead is not None
-        members = part.members + tuple(m for m in token.members if m not in part.members)
-        part.version += 1
-        part.members = members
-        part.state = GROWING
-        part.last_update = self.now()
         for snap in token.snapshots:
             lead.snapshots.setdefault(snap.node, snap)
+        now = self.now()
+        if part.initiator < token.initiator:
+            absorbed = token.partition
+            part.members += tuple(m for m in token.members if m not in part.members)
+            part.version += 1
+            part.state = GROWING
+            part.last_update = now
+        else:
+            absorbed = part.id
+            members = token.members + tuple(m for m in part.members if m not in token.members)
+            self.emit("partition.leave", partition=part.id, reason="merged")
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self.part = None
+            self.enter(
+                Membership(
+                    token.partition,
+                    token.initiator,
+                    self.node,
+                    token.version + 1,
+                    GROWING,
+                    members,
+                    token.started_at,
+                    now,
+                    coordinate=token.coordinate,
+                )
+            )
+        survivor = self.part
+        assert survivor is not None
         self.emit(
             "partition.merge",
-            partition=part.id,
-            absorbed=token.partition,
-            size=len(members),
-            members=list(members),
+            partition=survivor.id,
+            absorbed=absorbed,
+            size=survivor.size,
+            members=list(survivor.members),
         )
-        self.notify(absorbed=token.partition)
+        self.notify(absorbed=absorbed)
         self.plan_or_grow()
