@@ -313,27 +313,30 @@ class Growth(ProtocolBase):
             self.dissolve("initiator-lost", False)
 
     # ----- joining and blocking --------------------------------------------------------
+    def led_from(
+        self, token: TransmissionOfAnISP, members: tuple[NodeId, ...], now: float
+    ) -> Membership:
+        """This node's membership as the new leader of the partition ``token`` carries."""
+        return Membership(
+            token.partition,
+            token.initiator,
+            self.node,
+            token.version + 1,
+            GROWING,
+            members,
+            token.started_at,
+            now,
+            coordinate=token.coordinate,
+        )
+
     def join(self, token: TransmissionOfAnISP) -> None:
         """A free node consumed the partition: it is the new leader."""
         now = self.now()
         members = (*token.members, self.node)
-        self.enter(
-            Membership(
-                token.partition,
-                token.initiator,
-                self.node,
-                token.version + 1,
-                GROWING,
-                members,
-                token.started_at,
-                now,
-            )
-        )
+        self.enter(self.led_from(token, members, now))
         snaps = {s.node: s for s in token.snapshots}
         snaps[self.node] = snapshot(self.node, self.hv, now)
         self.lead = Leadership(snaps)
-        assert self.part is not None
-        self.part.coordinate = token.coordinate
         self.emit(
             "partition.grow",
             partition=token.partition,
@@ -429,19 +432,7 @@ class Growth(ProtocolBase):
                 self._deadline.cancel()
                 self._deadline = None
             self.part = None
-            self.enter(
-                Membership(
-                    token.partition,
-                    token.initiator,
-                    self.node,
-                    token.version + 1,
-                    GROWING,
-                    members,
-                    token.started_at,
-                    now,
-                    coordinate=token.coordinate,
-                )
-            )
+            self.enter(self.led_from(token, members, now))
         survivor = self.part
         assert survivor is not None
         self.emit(
