@@ -124,8 +124,10 @@ def test_latency_filter_uses_the_moving_median_per_peer() -> None:
     seen: list[float] = []
 
     class Spy(VivaldiClient):
-        def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
-            seen.append(rtt)
+        def _filter(self, peer_id: str, rtt: float) -> float:
+            filtered = super()._filter(peer_id, rtt)
+            seen.append(filtered)
+            return filtered
 
     spy = Spy(config, random.Random(1))
     peer = Coordinate.origin(config)
@@ -142,8 +144,10 @@ def test_latency_filters_are_kept_for_the_most_recent_peers_only() -> None:
     seen: list[float] = []
 
     class Spy(VivaldiClient):
-        def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
-            seen.append(rtt)
+        def _filter(self, peer_id: str, rtt: float) -> float:
+            filtered = super()._filter(peer_id, rtt)
+            seen.append(filtered)
+            return filtered
 
     spy = Spy(config, random.Random(1))
     peer = Coordinate.origin(config)

@@ -90,14 +90,44 @@ class VivaldiClient:
         if rtt_s == 0.0:
             self.stats.zero_rtts += 1
         rtt = self._filter(peer_id, float(rtt_s))
-        self._update_vivaldi(peer_coordinate, rtt)
-        self._update_adjustment(peer_coordinate, rtt)
-        self._update_gravity()
-        if not self._coord.is_valid():
+        cfg, me = self.config, self._coord
+        vec, height, error, adjustment = me.vec, me.height, me.error, me.adjustment
+        other_vec, other_height = peer_coordinate.vec, peer_coordinate.height
+        # 1-3. error estimate, then the Vivaldi force along the unit vector from the peer
+        raw = math.dist(vec, other_vec) + height + other_height
+        adjusted = raw + adjustment + peer_coordinate.adjustment
+        dist = adjusted if adjusted > 0.0 else raw
+        clamped = max(rtt, ZERO_THRESHOLD)
+        wrongness = abs(dist - clamped) / clamped
+        weight = error / max(error + peer_coordinate.error, ZERO_THRESHOLD)
+        error = min(cfg.ce * weight * wrongness + error * (1.0 - cfg.ce * weight), cfg.error_max)
+        vec, height = self._move(
+            vec, height, cfg.cc * weight * (clamped - dist), other_vec, other_height
+        )
+        # 4. adjustment
+        window = cfg.adjustment_window
+        if window:
+            self._adjust[self._adjust_index] = rtt - (
+                math.dist(vec, other_vec) + height + other_height
+            )
+            self._adjust_index = (self._adjust_index + 1) % window
+            adjustment = math.fsum(self._adjust) / (2.0 * window)
+        # 5. gravity towards the origin (distance_to the origin, as Coordinate computes it)
+        origin = self._origin
+        raw = math.dist(origin.vec, vec) + origin.height + height
+        adjusted = raw + origin.adjustment + adjustment
+        ratio = (adjusted if adjusted > 0.0 else raw) / cfg.gravity_rho
+        # ratio * ratio, not ratio ** 2: a float power raises OverflowError where a product
+        # gives inf (then caught as a NaN/Inf coordinate and reset).
+        vec, height = self._move(vec, height, -(ratio * ratio), origin.vec, origin.height)
+        coordinate = Coordinate(vec, height, error, adjustment)
+        # 6. NaN/Inf guard
+        if not coordinate.is_valid():
             self.stats.resets += 1
-            self._coord = self._origin
+            coordinate = self._origin
+        self._coord = coordinate
         self.stats.updates += 1
-        return self._coord
+        return coordinate
 
     def _check(self, other: Coordinate) -> None:
         if len(other.vec) != self.config.dimensionality:
@@ -123,23 +153,27 @@ class VivaldiClient:
             return rtt
         return sorted(samples)[len(samples) // 2]
 
-    def _apply_force(self, force: float, other: Coordinate) -> None:
-        """Move by ``force`` seconds away from ``other`` (towards it when negative)."""
-        me = self._coord
-        diff = [a - b for a, b in zip(me.vec, other.vec, strict=True)]
+    def _move(
+        self,
+        vec: tuple[float, ...],
+        height: float,
+        force: float,
+        other_vec: tuple[float, ...],
+        other_height: float,
+    ) -> tuple[tuple[float, ...], float]:
+        """``vec``/``height`` moved by ``force`` seconds away from the other point (towards
+        it when negative)."""
+        diff = [a - b for a, b in zip(vec, other_vec, strict=True)]
         mag = math.hypot(*diff)
-        height = me.height
         if mag > ZERO_THRESHOLD:
             scale = force / mag
-            vec = tuple(a + d * scale for a, d in zip(me.vec, diff, strict=True))
             # Dabek's height-vector normalisation ‖Δx‖ + h_i + h_j (Serf divides by ‖Δx‖
             # alone, which over-steps heights of near-coincident nodes): see the docstring.
-            total = height + other.height
+            total = height + other_height
             height = max(height + total * force / (mag + total), self.config.height_min)
-        else:
-            unit = self._random_unit()
-            vec = tuple(a + u * force for a, u in zip(me.vec, unit, strict=True))
-        self._coord = Coordinate(vec, height, me.error, me.adjustment)
+            return tuple([a + d * scale for a, d in zip(vec, diff, strict=True)]), height
+        unit = self._random_unit()
+        return tuple([a + u * force for a, u in zip(vec, unit, strict=True)]), height
 
     def _random_unit(self) -> list[float]:
         ret = [self.rng.random() - 0.5 for _ in range(self.config.dimensionality)]
@@ -149,30 +183,3 @@ class VivaldiClient:
         ret = [0.0] * self.config.dimensionality
         ret[0] = 1.0
         return ret
-
-    def _update_vivaldi(self, other: Coordinate, rtt: float) -> None:
-        cfg, me = self.config, self._coord
-        dist = me.distance_to(other)
-        rtt = max(rtt, ZERO_THRESHOLD)
-        wrongness = abs(dist - rtt) / rtt
-        total = max(me.error + other.error, ZERO_THRESHOLD)
-        weight = me.error / total
-        error = min(cfg.ce * weight * wrongness + me.error * (1.0 - cfg.ce * weight), cfg.error_max)
-        self._coord = Coordinate(me.vec, me.height, error, me.adjustment)
-        self._apply_force(cfg.cc * weight * (rtt - dist), other)
-
-    def _update_adjustment(self, other: Coordinate, rtt: float) -> None:
-        window = self.config.adjustment_window
-        if window == 0:
-            return
-        self._adjust[self._adjust_index] = rtt - self._coord.raw_distance_to(other)
-        self._adjust_index = (self._adjust_index + 1) % window
-        me = self._coord
-        adjustment = math.fsum(self._adjust) / (2.0 * window)
-        self._coord = Coordinate(me.vec, me.height, me.error, adjustment)
-
-    def _update_gravity(self) -> None:
-        ratio = self._origin.distance_to(self._coord) / self.config.gravity_rho
-        # ratio * ratio, not ratio ** 2: a float power raises OverflowError where a product
-        # gives inf (then caught as a NaN/Inf coordinate and reset).
-        self._apply_force(-(ratio * ratio), self._origin)

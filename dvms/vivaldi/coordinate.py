@@ -50,10 +50,10 @@ class Coordinate:
     def is_valid(self) -> bool:
         """Whether every component is finite (not NaN, not ±Inf)."""
         # fast path: a finite sum means finite components; else check each one
-        total = sum(self.vec)
-        vec_ok = math.isfinite(total) or all(math.isfinite(v) for v in self.vec)
+        if math.isfinite(sum(self.vec) + self.height + self.error + self.adjustment):
+            return True
         return (
-            vec_ok
+            all(math.isfinite(v) for v in self.vec)
             and math.isfinite(self.height)
             and math.isfinite(self.error)
             and math.isfinite(self.adjustment)
