@@ -22,8 +22,9 @@ def at(x: float, y: float = 0.0, height: float = 1e-5) -> Coordinate:
 
 
 def lbo_line(table_size: int = 100) -> LboOverlay:
-    """Node "n0" at x=0, peers "n1".."n9" at x = 1..9 ms (closer = smaller index)."""
-    overlay = LboOverlay("n0", table_size=table_size)
+    """Node "n0" at x=0, peers "n1".."n9" at x = 1..9 ms (closer = smaller index); exact
+    closest (no spread among near-equal candidates)."""
+    overlay = LboOverlay("n0", table_size=table_size, spread_s=0.0)
     overlay.observe("n0", at(0.0))
     for i in (5, 3, 9, 1, 7, 2, 8, 4, 6):
         overlay.observe(f"n{i}", at(i * 1e-3))
@@ -78,6 +79,34 @@ def test_lbo_prefers_entries_known_alive_recently() -> None:
     overlay.observe("n1", at(1e-3), heard_at=50.0)  # older news never rolls it back
     assert overlay.heard_at("n1") == 290.0
     assert LboOverlay("n0", stale_after_s=None).stale_after_s is None
+
+
+def test_lbo_spreads_partitions_over_equally_close_nodes() -> None:
+    """Hosts of one site within ``spread_s`` of each other: each initiator gets its own
+    deterministic pick among them, never a farther node; spread_s=0 gives the closest."""
+    overlay = LboOverlay("me", spread_s=0.5e-3)
+    overlay.observe("me", at(0.0))
+    site = [f"s{i}" for i in range(20)]
+    for i, node in enumerate(site):
+        overlay.observe(node, at(1e-3 + i * 1e-5))  # 1.00–1.19 ms away: one site
+    overlay.observe("far", at(3e-3))
+    initiators = [f"init{i}" for i in range(40)]
+    for init in initiators:
+        overlay.observe(init, at(0.0))
+    busy = ["me", *initiators]  # the initiators are all in partitions of their own
+    picks = [overlay.next_outside(busy, init) for init in initiators]
+    assert set(picks) <= set(site)
+    assert len(set(picks)) >= 10  # spread, not all the same host
+    assert picks == [overlay.next_outside(busy, i) for i in initiators]  # deterministic
+    # a partition already holding the whole site grows to the next site
+    assert overlay.next_outside([*busy, *site], "init0") == "far"
+    exact = LboOverlay("me", spread_s=0.0)
+    exact.observe("me", at(0.0))
+    for i, node in enumerate(site):
+        exact.observe(node, at(1e-3 + i * 1e-5))
+    assert {exact.next_outside(["me"], init) for init in initiators} == {"s0"}
+    with pytest.raises(ValueError, match="spread_s"):
+        LboOverlay("me", spread_s=-1.0)
 
 
 def test_lbo_never_returns_itself_and_none_when_nothing_is_left() -> None:

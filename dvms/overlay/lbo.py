@@ -6,11 +6,27 @@ samples). ``next_outside(members, initiator)`` returns the table entry closest t
 *initiator*'s coordinate that is not a member and not dead. The initiator's coordinate must
 have been observed (the DVMS protocol carries it in the partition and calls
 ``observe(initiator, coordinate)`` first); unknown, this node's own coordinate is used.
+
+"Closest" is up to Vivaldi's precision. Entries estimated within ``spread_s`` (default
+0.5 ms) plus the initiator's own relative error estimate (``Coordinate.error``, capped at
+1) times the best distance are equally close: hosts of one site differ by tens of µs,
+below what coordinates resolve, and before coordinates converge nothing is resolved.
+Among them the pick is a fixed pseudo-random function of (initiator, node). Without it,
+every partition started in a site asks the same few hosts (those whose coordinates sit
+nearest the site's centre), which then stay booked and turn growing partitions away, so
+partitions grow with the site's size. With ``spread_s=0`` the closest entry is returned
+(ties by node id), whatever the errors.
+
+Cost: the table keeps each entry's coordinate object and its distance from this node as of
+the last *refresh*; a refresh (one numpy pass over the table) happens only once this node's
+own coordinate moved by more than ``refresh_fraction`` of the distance to its 16th-closest
+entry, so the ranking of close nodes is approximate by at most that much in between.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import OrderedDict
 from collections.abc import Collection
 
@@ -21,6 +37,12 @@ from dvms.vivaldi.batch import PackedCoordinates, distances
 from peeractor import NodeId
 
 __all__ = ["LboOverlay"]
+
+_GOLDEN = np.uint64(0x9E3779B1)
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+_CLOSE_CACHE = 16
+"""How many closest entries are ranked and cached at a time."""
 
 
 class LboOverlay:
@@ -35,53 +57,80 @@ class LboOverlay:
         table_size: int = 100,
         recent_size: int = 8,
         stale_after_s: float | None = 120.0,
+        refresh_fraction: float = 0.25,
+        spread_s: float = 0.5e-3,
     ) -> None:
         """``recent_size``: how many other observed coordinates (not in the table) are kept
         for initiator look-ups and as a fallback. ``stale_after_s``: table entries not
         known alive (``heard_at``) within this long of the latest time observed are
-        proposed only when no fresher entry qualifies (None: never)."""
+        proposed only when no fresher entry qualifies (None: never). ``refresh_fraction``:
+        see the module docstring (0: recompute distances after every own move).
+        ``spread_s``: see the module docstring (seconds, >= 0)."""
         if table_size < 1:
             raise ValueError(f"table_size must be >= 1, got {table_size}")
         if recent_size < 0:
             raise ValueError(f"recent_size must be >= 0, got {recent_size}")
+        if not refresh_fraction >= 0:
+            raise ValueError(f"refresh_fraction must be >= 0, got {refresh_fraction}")
         self.node = node
         self.table_size = table_size
         self.recent_size = recent_size
         self.stale_after_s = stale_after_s
+        self.refresh_fraction = refresh_fraction
+        if not spread_s >= 0:
+            raise ValueError(f"spread_s must be >= 0, got {spread_s}")
+        self.spread_s = spread_s
+        self._keys = np.zeros(table_size, dtype=np.uint64)  # crc32 of each slot's node
         self._latest = -math.inf  # the latest heard_at seen: this overlay's idea of "now"
         self.own: Coordinate | None = None
         self.dead: set[NodeId] = set()
-        self._slots: list[NodeId | None] = []
+        self._slots: list[NodeId | None] = [None] * table_size
         self._slot_of: dict[NodeId, int] = {}
-        self._data = np.zeros((0, 4))
-        self._errors = np.zeros(0)
-        self._heard = np.zeros(0)
-        self._heard_col = 3
-        self._vecs = np.zeros((0, 0))
-        self._heights = np.zeros(0)
-        self._adjust = np.zeros(0)
-        self._dist = np.zeros(0)
+        self._coords: list[Coordinate | None] = [None] * table_size
+        self._heard: list[float] = [-math.inf] * table_size
+        self._free: list[int] = list(range(table_size - 1, -1, -1))  # lowest slot last
+        # numpy mirror of the coordinates (rows written lazily, before a batch query)
+        # one row per slot: vec..., height, adjustment (one write per dirty row)
+        self._data = np.zeros((table_size, 2))
+        self._view = PackedCoordinates(self._data[:, :0], self._data[:, 0], self._data[:, 1])
+        self._dirty: set[int] = set()
+        self._dist = np.full(table_size, np.inf)  # from ``_own_ref``; inf for empty slots
+        self._empty = np.ones(table_size, dtype=bool)
         self._stale = False
         self._close_cache: list[NodeId] | None = None
         self._close_cut = math.inf
         self._own_ref: Coordinate | None = None
-        self._empty = np.zeros(0, dtype=bool)
         self._far: int | None = None  # slot of the farthest entry, when known
         self._recent: OrderedDict[NodeId, Coordinate] = OrderedDict()
 
     def table(self) -> dict[NodeId, Coordinate]:
         """The close-node table: node → last observed coordinate (sorted by node)."""
-        return {n: self._coordinate_at(self._slot_of[n]) for n in sorted(self._slot_of)}
+        coords = self._coords
+        return {n: c for n in sorted(self._slot_of) if (c := coords[self._slot_of[n]])}
 
     def close_nodes(self, k: int | None = None) -> list[NodeId]:
         """The ``k`` (default all) live table entries closest to this node, closest first."""
-        self._refresh()
+        if self._stale:
+            self._refresh()
         cache = self._close_cache
         want = len(self._slot_of) if k is None else min(k, len(self._slot_of))
         if cache is None or len(cache) < want:
-            cache = self._close_cache = self._closest(max(want, 16))
+            cache = self._close_cache = self._closest(max(want, _CLOSE_CACHE))
             self._close_cut = float(self._dist[self._slot_of[cache[-1]]]) if cache else math.inf
         return cache[:want]
+
+    def fresh_close_nodes(self, k: int, since: float) -> list[tuple[NodeId, Coordinate, float]]:
+        """Of the ``k`` closest live entries, those known alive at or after ``since``, as
+        (node, coordinate, heard_at), closest first (what gossip relays)."""
+        slot_of, coords, heard = self._slot_of, self._coords, self._heard
+        out: list[tuple[NodeId, Coordinate, float]] = []
+        for node in self.close_nodes(k):
+            slot = slot_of[node]
+            at = heard[slot]
+            coordinate = coords[slot]
+            if at >= since and coordinate is not None:
+                out.append((node, coordinate, at))
+        return out
 
     def _closest(self, k: int) -> list[NodeId]:
         slots, dist = self._slots, self._dist
@@ -89,7 +138,7 @@ class LboOverlay:
         if k <= 0:
             return []
         if k < len(dist):
-            index = np.argpartition(dist, k - 1)[:k].tolist()
+            index = dist.argpartition(k - 1)[:k].tolist()
         else:
             index = list(range(len(dist)))
         index.sort(key=dist.item)
@@ -101,7 +150,7 @@ class LboOverlay:
             return self.own
         slot = self._slot_of.get(node)
         if slot is not None:
-            return self._coordinate_at(slot)
+            return self._coords[slot]
         return self._recent.get(node)
 
     def heard_at(self, node: NodeId) -> float | None:
@@ -109,7 +158,7 @@ class LboOverlay:
         slot = self._slot_of.get(node)
         if slot is None:
             return None
-        value = float(self._heard[slot])
+        value = self._heard[slot]
         return None if value == -math.inf else value
 
     def observe(
@@ -130,44 +179,75 @@ class LboOverlay:
         if coordinate is None:
             return
         if node == self.node:
-            self.own = coordinate
-            ref = self._own_ref
-            # Cached distances rank the table; only this node's vec changes that ranking.
-            # Recompute them once it moved by 5 % of the 16th-closest distance.
-            if (
-                ref is None
-                or not math.isfinite(self._close_cut)
-                or len(ref.vec) != len(coordinate.vec)
-                or math.dist(ref.vec, coordinate.vec) > 0.05 * self._close_cut
-            ):
-                self._stale = True
+            self._observe_own(coordinate)
             return
-        if self.recent_size:
-            self._recent[node] = coordinate
-            self._recent.move_to_end(node)
-            if len(self._recent) > self.recent_size:
-                self._recent.popitem(last=False)
         if node in self.dead:
+            self._remember(node, coordinate)
             return
-        self._ensure_arrays(len(coordinate.vec))
+        own = self.own
+        distance = math.inf if own is None else own.distance_to(coordinate)
         slot = self._slot_of.get(node)
         if slot is None:
-            slot = self._free_slot()
-            if slot is None:
-                self._refresh()
+            if self._free:
+                slot = self._free.pop()
+            else:
+                if self._stale:
+                    self._refresh()
                 far = self._far
                 if far is None:
-                    far = self._far = int(np.argmax(self._dist))
-                if self._distance_from_own(coordinate) >= self._dist[far]:
+                    far = self._far = int(self._dist.argmax())
+                if distance >= self._dist[far]:
+                    self._remember(node, coordinate)
                     return
+                evicted, kept = self._slots[far], self._coords[far]
+                if evicted is not None and kept is not None:
+                    self._remember(evicted, kept)
                 self._evict(far)
-                slot = far
-        self._put(slot, node, coordinate)
+                slot = self._free.pop()
+            self._recent.pop(node, None)
+            self._slots[slot] = node
+            self._slot_of[node] = slot
+            self._heard[slot] = -math.inf
+            self._empty[slot] = False
+            self._keys[slot] = zlib.crc32(node.encode())
+            if self._close_cache is not None and distance <= self._close_cut:
+                self._close_cache = None  # a new node among the closest
+        # an update of a listed node only re-orders it (tolerated until the next refresh)
+        self._coords[slot] = coordinate
+        self._dirty.add(slot)
+        self._dist[slot] = distance
+        self._far = None
         if heard_at is not None:
             if heard_at > self._heard[slot]:
                 self._heard[slot] = heard_at
             if heard_at > self._latest:
                 self._latest = heard_at
+
+    def _remember(self, node: NodeId, coordinate: Coordinate) -> None:
+        """Keep a coordinate left out of the table among the recent ones."""
+        if self.recent_size:
+            recent = self._recent
+            recent[node] = coordinate
+            recent.move_to_end(node)
+            if len(recent) > self.recent_size:
+                recent.popitem(last=False)
+
+    def _observe_own(self, coordinate: Coordinate) -> None:
+        self.own = coordinate
+        ref = self._own_ref
+        # Cached distances rank the table; only this node's coordinate changes that ranking.
+        # A distance from this node changes by at most how far it moved (vector, height
+        # and adjustment): refresh once that exceeds a fraction of the close cut.
+        if (
+            ref is None
+            or not math.isfinite(self._close_cut)
+            or len(ref.vec) != len(coordinate.vec)
+            or math.dist(ref.vec, coordinate.vec)
+            + abs(ref.height - coordinate.height)
+            + abs(ref.adjustment - coordinate.adjustment)
+            > self.refresh_fraction * self._close_cut
+        ):
+            self._stale = True
 
     def mark_dead(self, node: NodeId) -> None:
         """Forget ``node`` in the table and never propose it until heard from directly."""
@@ -180,107 +260,93 @@ class LboOverlay:
         """The live table entry closest to the initiator, outside ``members``."""
         excluded = set(members)
         excluded.add(self.node)
+        dead = self.dead
         origin = self.coordinate_of(initiator) or self.own
-        mask = np.array(
-            [n is None or n in excluded or n in self.dead for n in self._slots], dtype=bool
-        )
+        slot_of = self._slot_of
+        mask = self._empty.copy()
+        for group in (excluded, dead):
+            for n in group:
+                slot = slot_of.get(n)
+                if slot is not None:
+                    mask[slot] = True
         if self.stale_after_s is not None and math.isfinite(self._latest):
-            fresh = mask | (self._heard < self._latest - self.stale_after_s)
+            fresh = mask | (np.array(self._heard) < self._latest - self.stale_after_s)
             if not fresh.all():
                 mask = fresh  # prefer entries known alive recently
         if not mask.all():
-            if origin is None:
-                return min(n for n, m in zip(self._slots, mask, strict=True) if not m and n)
-            packed = PackedCoordinates(self._vecs, self._heights, self._adjust)
-            dist = distances(origin, packed)
+            if origin is None:  # no distances at all: the first by node id
+                slots = self._slots
+                return min(n for n in (slots[int(i)] for i in np.flatnonzero(~mask)) if n)
+            dist = distances(origin, self._packed())
             dist[mask] = np.inf
             best = float(dist.min())
-            return min(n for n, d in zip(self._slots, dist, strict=True) if d == best and n)
+            # equally close: within spread_s, widened by the origin's own relative error
+            # estimate (large until coordinates converge)
+            limit = best
+            if self.spread_s > 0:
+                limit += self.spread_s + best * min(origin.error, 1.0)
+            return self._pick(np.flatnonzero(dist <= limit), initiator)
         # fall back on recently observed nodes outside the table
         fallback = [
             (origin.distance_to(c) if origin is not None else 0.0, n)
             for n, c in self._recent.items()
-            if n not in excluded and n not in self.dead
+            if n not in excluded and n not in dead
         ]
         return min(fallback)[1] if fallback else None
 
+    def _pick(self, candidates: np.ndarray, initiator: NodeId) -> NodeId:
+        """Among equally close ``candidates`` (slots), the one ranked first for
+        ``initiator``: a multiplicative hash of (node crc32 xor initiator crc32)."""
+        slots = self._slots
+        if self.spread_s == 0 or len(candidates) == 1:
+            return min(n for n in (slots[int(i)] for i in candidates) if n is not None)
+        salt = np.uint64(zlib.crc32(initiator.encode()))
+        ranks = ((self._keys[candidates] ^ salt) * _GOLDEN) & _MASK32
+        best = np.flatnonzero(ranks == ranks.min())
+        return min(n for n in (slots[int(candidates[i])] for i in best) if n is not None)
+
     # -- table storage -------------------------------------------------------------
-    def _ensure_arrays(self, dims: int) -> None:
-        if self._vecs.shape[1] == dims:
-            return
-        if self._slot_of:
-            raise ValueError(f"coordinate of {dims} dimensions, table has {self._vecs.shape[1]}")
-        n = self.table_size
-        # one row per slot: vec..., height, adjustment, error, heard_at (one write per update)
-        self._data = np.zeros((n, dims + 4))
-        self._vecs = self._data[:, :dims]
-        self._heights = self._data[:, dims]
-        self._adjust = self._data[:, dims + 1]
-        self._errors = self._data[:, dims + 2]
-        self._heard = self._data[:, dims + 3]
-        self._heard[:] = -math.inf
-        self._heard_col = dims + 3
-        self._dist = np.full(n, np.inf)
-        self._empty = np.ones(n, dtype=bool)
-        self._slots = [None] * n
-
-    def _free_slot(self) -> int | None:
-        if len(self._slot_of) >= self.table_size:
-            return None
-        return self._slots.index(None)
-
-    def _put(self, slot: int, node: NodeId, coordinate: Coordinate) -> None:
-        distance = self._distance_from_own(coordinate)
-        cache = self._close_cache
-        # A new node closer than the cached cut invalidates the cached closest list; an
-        # update of a listed node only re-orders it (tolerated until the next refresh).
-        if cache is not None and node not in cache and distance <= self._close_cut:
-            self._close_cache = None
-        if self._slots[slot] != node:
-            self._heard[slot] = -math.inf
-        self._slots[slot] = node
-        self._slot_of[node] = slot
-        self._data[slot, : self._heard_col] = (
-            *coordinate.vec,
-            coordinate.height,
-            coordinate.adjustment,
-            coordinate.error,
-        )
-        self._dist[slot] = distance
-        self._empty[slot] = False
-        self._far = None
+    def _packed(self) -> PackedCoordinates:
+        """The table as arrays (empty slots hold stale rows: mask them)."""
+        dirty = self._dirty
+        if dirty:
+            coords = self._coords
+            dims = len(next(c for c in coords if c is not None).vec)
+            data = self._data
+            if data.shape[1] != dims + 2:
+                data = self._data = np.zeros((self.table_size, dims + 2))
+                self._view = PackedCoordinates(data[:, :dims], data[:, dims], data[:, dims + 1])
+            for slot in dirty:
+                c = coords[slot]
+                if c is not None:
+                    data[slot] = (*c.vec, c.height, c.adjustment)
+            dirty.clear()
+        return self._view
 
     def _evict(self, slot: int) -> None:
-        if self._close_cache is not None and self._slots[slot] in self._close_cache:
-            self._close_cache = None
         node = self._slots[slot]
-        if node is not None:
-            del self._slot_of[node]
+        if node is None:
+            return
+        cache = self._close_cache
+        if cache is not None and node in cache:
+            self._close_cache = None
+        del self._slot_of[node]
         self._slots[slot] = None
+        self._coords[slot] = None
         self._dist[slot] = np.inf
         self._empty[slot] = True
+        self._free.append(slot)
         self._far = None
-
-    def _coordinate_at(self, slot: int) -> Coordinate:
-        return Coordinate(
-            tuple(self._vecs[slot].tolist()),
-            float(self._heights[slot]),
-            float(self._errors[slot]),
-            float(self._adjust[slot]),
-        )
-
-    def _distance_from_own(self, coordinate: Coordinate) -> float:
-        return np.inf if self.own is None else self.own.distance_to(coordinate)
 
     def _refresh(self) -> None:
         """Recompute cached distances from this node after its own coordinate moved."""
-        if not self._stale or self.own is None or not self._slots:
-            return
+        own = self.own
         self._stale = False
+        if own is None or not self._slot_of:
+            return
         self._close_cache = None
-        self._own_ref = self.own
-        packed = PackedCoordinates(self._vecs, self._heights, self._adjust)
-        dist = distances(self.own, packed)
+        self._own_ref = own
+        dist = distances(own, self._packed())
         dist[self._empty] = np.inf
         self._dist = dist
         self._far = None
