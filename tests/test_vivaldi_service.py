@@ -48,8 +48,8 @@ def test_config_defaults_and_validation() -> None:
 
 def test_messages_round_trip_through_the_wire_codec() -> None:
     coord = WireCoordinate((0.001, -0.002), 1e-5, 0.4, 0.0001)
-    ping = Ping("a", 7, 12.5, coord, (SampleEntry("b", coord), SampleEntry("c", None)))
-    pong = Pong("b", 7, 12.5, coord, ())
+    ping = Ping("a", 7, 12.5, coord, ("b", "c"))
+    pong = Pong("b", 7, 12.5, coord, ("a",), (SampleEntry("c", coord, 2.5),))
     assert decode(encode(ping)) == ping
     assert decode(encode(pong)) == pong
     assert coord.to_coordinate().vec == (0.001, -0.002)
@@ -178,7 +178,7 @@ def test_only_close_nodes_heard_from_directly_and_recently_are_gossiped() -> Non
     own = services["n0"].coordinate
     lbo.observe("ghost", own)  # second-hand only, and right next to n0: the closest
     assert lbo.close_nodes(1) == ["ghost"]
-    entries = [e for _ in range(50) for e in services["n0"]._gossip(close=True)]
+    entries = [e for _ in range(50) for e in services["n0"]._close_gossip()]
     gossiped = {e.node for e in entries if e.coordinate is not None}
     assert gossiped and "ghost" not in gossiped
     assert gossiped <= set(names)

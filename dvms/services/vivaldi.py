@@ -132,34 +132,37 @@ class WireCoordinate(Coordinate):
 
 @message("vivaldi.Entry")
 class SampleEntry:
-    """A gossiped peer: its node id and, when known, its last coordinate."""
+    """A gossiped close node: its node id, its last coordinate and how fresh that is."""
 
     node: str
-    coordinate: WireCoordinate | None
+    coordinate: WireCoordinate
     age_s: float = 0.0
     """How long ago ``node`` was last known alive, as the sender knows (seconds)."""
 
 
 @message("vivaldi.Ping")
 class Ping:
-    """A probe. ``sent_at``: the sender's clock when sent (echoed by the pong)."""
+    """A probe. ``sent_at``: the sender's clock when sent (echoed by the pong);
+    ``peers``: a few ids of the sender's peer sample."""
 
     sender: str
     seq: int
     sent_at: float
     coordinate: WireCoordinate
-    gossip: tuple[SampleEntry, ...]
+    peers: tuple[str, ...]
 
 
 @message("vivaldi.Pong")
 class Pong:
-    """The answer to a ``Ping``: its ``seq`` and ``sent_at``, the responder's coordinate."""
+    """The answer to a ``Ping``: its ``seq`` and ``sent_at``, the responder's coordinate,
+    a few ids of its peer sample and (with a close-node overlay) a few close nodes."""
 
     sender: str
     seq: int
     sent_at: float
     coordinate: WireCoordinate
-    gossip: tuple[SampleEntry, ...]
+    peers: tuple[str, ...]
+    close: tuple[SampleEntry, ...] = ()
 
 
 @message("vivaldi.Round")
@@ -211,14 +214,12 @@ class VivaldiService(Behaviour):
         self.client: VivaldiClient | None = None
         self._wired: tuple[Coordinate, WireCoordinate] | None = None
         self._close: Callable[..., list[NodeId]] | None = getattr(overlay, "close_nodes", None)
-        self._coordinate_of: Callable[[NodeId], Coordinate | None] | None = getattr(
-            overlay, "coordinate_of", None
-        )
         # Overlays keeping a close-node table (LBO) also keep when each entry was last
-        # known alive; then gossip relays that freshness.
-        self._heard_at: Callable[[NodeId], float | None] | None = getattr(
-            overlay, "heard_at", None
+        # known alive; then gossip relays close nodes with that freshness.
+        self._fresh_close: Callable[[int, float], list[tuple[NodeId, Coordinate, float]]] | None = (
+            getattr(overlay, "fresh_close_nodes", None)
         )
+        self._heard_at: Callable[[NodeId], float | None] | None = getattr(overlay, "heard_at", None)
         self._observe: Callable[..., None] = overlay.observe
 
     # -- public -----------------------------------------------------------------------
@@ -278,7 +279,7 @@ class VivaldiService(Behaviour):
         now = self.now()
         self._pending[self._seq] = (peer, now)
         self.stats.pings += 1
-        ping = Ping(self.node, self._seq, now, self._wire(), self._gossip(close=False))
+        ping = Ping(self.node, self._seq, now, self._wire(), self._peers())
         self.send((peer, self.name), ping)
 
     def _expire_pings(self) -> None:
@@ -302,14 +303,18 @@ class VivaldiService(Behaviour):
     # -- messages ---------------------------------------------------------------------
     def _on_ping(self, ping: Ping) -> None:
         self._heard_from(ping.sender, ping.coordinate)
-        self._merge(ping.gossip)
-        pong = Pong(self.node, ping.seq, ping.sent_at, self._wire(), self._gossip(close=True))
+        self._merge(ping.peers)
+        pong = Pong(
+            self.node, ping.seq, ping.sent_at, self._wire(), self._peers(), self._close_gossip()
+        )
         self.send((ping.sender, self.name), pong)
 
     def _on_pong(self, pong: Pong) -> None:
         pending = self._pending.pop(pong.seq, None)
         coordinate = self._heard_from(pong.sender, pong.coordinate)
-        self._merge(pong.gossip)
+        self._merge(pong.peers)
+        if pong.close:
+            self._learn_close(pong.close)
         if pending is None or pending[0] != pong.sender or self.client is None:
             return  # late (already counted as a miss) or unsolicited
         self.stats.pongs += 1
@@ -326,7 +331,8 @@ class VivaldiService(Behaviour):
     def _heard_from(self, node: NodeId, wire: WireCoordinate) -> Coordinate | None:
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
-        self._add_to_sample(node)
+        if node not in self._index:
+            self._add_to_sample(node)
         if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
@@ -334,29 +340,35 @@ class VivaldiService(Behaviour):
         if self._heard_at is not None:
             self._observe(node, wire, direct=True, heard_at=self.now())
         else:
-            self.overlay.observe(node, wire, direct=True)
+            self._observe(node, wire, direct=True)
         return wire
 
-    def _merge(self, gossip: tuple[SampleEntry, ...]) -> None:
-        """Learn gossiped peers: fill the sample, but once full replace at most one random
-        member per message (enough to keep it mixing, cheap for large runs)."""
-        dims = self.vivaldi_config.dimensionality
-        replaced = False
-        for entry in gossip:
-            node = entry.node
-            if node == self.node or node in self._suspects:
+    def _merge(self, peers: tuple[str, ...]) -> None:
+        """Learn gossiped peer ids: fill the sample, but once full replace at most one
+        random member per message (enough to keep it mixing, cheap for large runs)."""
+        index, suspects, me = self._index, self._suspects, self.node
+        for node in peers:
+            if node in index or node == me or node in suspects:
                 continue
-            if node not in self._index and (
-                len(self.sample) < self.config.sample_size or not replaced
-            ):
-                replaced = len(self.sample) >= self.config.sample_size
-                self._add_to_sample(node)
-            coordinate = entry.coordinate
+            full = len(self.sample) >= self.config.sample_size
+            self._add_to_sample(node)
+            if full:
+                break
+
+    def _learn_close(self, close: tuple[SampleEntry, ...]) -> None:
+        """Gossiped close nodes with their coordinates and freshness: to the overlay."""
+        dims = self.vivaldi_config.dimensionality
+        now = self.now() if self._heard_at is not None else None
+        me, suspects = self.node, self._suspects
+        for entry in close:
+            node, coordinate = entry.node, entry.coordinate
+            if node == me or node in suspects:
+                continue
             if coordinate is not None and len(coordinate.vec) == dims and coordinate.is_valid():
-                if self._heard_at is not None:
-                    self._observe(node, coordinate, heard_at=self.now() - entry.age_s)
+                if now is not None:
+                    self._observe(node, coordinate, heard_at=now - entry.age_s)
                 else:
-                    self.overlay.observe(node, coordinate)
+                    self._observe(node, coordinate)
 
     def _wire(self) -> WireCoordinate:
         """This node's coordinate on the wire (rebuilt only after it changed)."""
@@ -365,28 +377,25 @@ class VivaldiService(Behaviour):
             self._wired = (coordinate, WireCoordinate.of(coordinate))
         return self._wired[1]
 
-    def _gossip(self, close: bool) -> tuple[SampleEntry, ...]:
-        """A few random sample members (drawn with replacement: duplicates are harmless)
-        and, if ``close``, a few of the overlay's close nodes with their coordinates."""
-        cfg, rng = self.config, self.rng
+    def _peers(self) -> tuple[str, ...]:
+        """A few random sample members (drawn with replacement: duplicates are harmless)."""
+        sample, rng = self.sample, self.rng
+        if not sample:
+            return ()
+        n = len(sample)
+        return tuple([sample[int(rng.random() * n)] for _ in range(self.config.gossip_size)])
+
+    def _close_gossip(self) -> tuple[SampleEntry, ...]:
+        """A few of the overlay's close nodes known alive recently, with coordinates."""
+        cfg = self.config
+        if not cfg.gossip_close or self._fresh_close is None:
+            return ()
+        now, rng = self.now(), self.rng
+        fresh = self._fresh_close(cfg.close_candidates, now - cfg.gossip_max_age_s)
         entries: list[SampleEntry] = []
-        heard_at, coordinate_of = self._heard_at, self._coordinate_of
-        if close and cfg.gossip_close and self._close and heard_at and coordinate_of:
-            now = self.now()
-            fresh: list[tuple[NodeId, float]] = []
-            for node in self._close(cfg.close_candidates):
-                at = heard_at(node)
-                if at is not None and now - at <= cfg.gossip_max_age_s:
-                    fresh.append((node, now - at))
-            for _ in range(min(cfg.gossip_close, len(fresh))):
-                node, age = fresh[int(rng.random() * len(fresh))]
-                coordinate = coordinate_of(node)
-                if coordinate is not None:
-                    entries.append(SampleEntry(node, WireCoordinate.of(coordinate), age))
-        sample = self.sample
-        if cfg.gossip_size and sample:
-            for _ in range(cfg.gossip_size):
-                entries.append(SampleEntry(sample[int(rng.random() * len(sample))], None))
+        for _ in range(min(cfg.gossip_close, len(fresh))):
+            node, coordinate, at = fresh[int(rng.random() * len(fresh))]
+            entries.append(SampleEntry(node, WireCoordinate.of(coordinate), now - at))
         return tuple(entries)
 
     # -- peer sample ------------------------------------------------------------------
@@ -394,10 +403,10 @@ class VivaldiService(Behaviour):
         if node in self._index or node == self.node:
             return
         if len(self.sample) >= self.config.sample_size:
+            # the victim's latency filter stays: the client keeps the most recently
+            # observed peers' filters (``latency_filter_peers``) whatever the sample holds
             victim = self.sample[int(self.rng.random() * len(self.sample))]
             self._remove_from_sample(victim)
-            if self.client is not None:
-                self.client.forget(victim)
         self._index[node] = len(self.sample)
         self.sample.append(node)
 
