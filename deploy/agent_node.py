@@ -136,7 +136,7 @@ def start_node(cfg: AgentConfig) -> RunningNode:
         Monitor(hv, period_s=t.monitor_period_s, target=(cfg.node, HostWatch.name)),
         HostWatch(),
         vivaldi,
-        DvmsService(hv, overlay, make_planner(t.planner, cost="measured"), dvms_config),
+        DvmsService(hv, overlay, make_planner(t.planner, cost="measured"), dvms_config, cfg.site),
     ]
     runtime.add_node(cfg.node, services)
     writer.flush()

@@ -142,7 +142,9 @@ def _dvms_services(setup: HostSetup) -> Sequence[Behaviour]:
     from dvms.protocol import DvmsService
 
     assert setup.overlay is not None
-    return [DvmsService(setup.hypervisor, setup.overlay, setup.planner(), setup.config)]
+    return [
+        DvmsService(setup.hypervisor, setup.overlay, setup.planner(), setup.config, setup.site)
+    ]
 
 
 def _dvms_config_class() -> type[Any]:

@@ -75,6 +75,22 @@ def test_destination_is_best_fit_keeping_headroom() -> None:
     assert REPAIR.plan(only_d, only_d_vms) == Plan((Migration("a-7", "a", "d", 1024),))
 
 
+def test_destinations_on_the_source_site_come_first() -> None:
+    # a (site x) needs 50 out; b (site y) is the best fit overall, c (site x) also fits.
+    def at(name: str, site: str) -> Host:
+        return Host(name, 700.0, 32768, site)
+
+    hosts = [at("a", "x"), at("b", "y"), at("c", "x")]
+    vms = vms_on("a", *[100] * 7, 50) + vms_on("b", 500) + vms_on("c", 100)
+    assert REPAIR.plan(hosts, vms) == Plan((Migration("a-7", "a", "c", 1024),))
+    # c is full: the VM leaves the site rather than stay on an overloaded host
+    full = vms_on("a", *[100] * 7, 50) + vms_on("b", 500) + vms_on("c", 680)
+    assert REPAIR.plan(hosts, full) == Plan((Migration("a-7", "a", "b", 1024),))
+    # without sites, best-fit over all: b
+    plain = [host("a"), host("b"), host("c")]
+    assert REPAIR.plan(plain, vms) == Plan((Migration("a-7", "a", "b", 1024),))
+
+
 def test_fewest_vms_largest_first_then_lightest_sufficient() -> None:
     # a: 100 x 6 + 90 + 60 + 50 = 800, 100 over: one 100 % VM is the only single move
     hosts = [host("a"), host("b")]

@@ -49,7 +49,7 @@ class Applying(ProtocolBase):
         if part.size < self.config.min_partition_size:
             self.grow()
             return
-        lead.snapshots[self.node] = snapshot(self.node, self.hv, self.now())
+        lead.snapshots[self.node] = snapshot(self.node, self.hv, self.now(), self.site)
         hosts, vms = planning_problem(part.members, lead.snapshots)
         plan = self.planner.plan(hosts, vms)
         cost = float(self.planner.cost_s(len(hosts), len(vms)))

@@ -78,8 +78,11 @@ class ProtocolBase(Behaviour):
         overlay: Overlay,
         planner: Planner,
         config: DvmsConfig | None = None,
+        site: str = "",
     ) -> None:
         self.hv = hypervisor
+        self.site = site
+        """This host's site, carried in its snapshots ("" unknown)."""
         self.overlay = overlay
         self.planner = planner
         self.config = config if config is not None else DvmsConfig()

@@ -37,8 +37,9 @@ class DvmsConfig:
     """Minimum interval between two checks of a member's partition deadline. The check is
     armed at the deadline itself (no periodic tick while updates keep arriving), so a
     timeout is noticed at most this long after it expired."""
-    keepalive_period_s: float = 1.0
-    """Period of the leader's keepalives to members while it solves and applies a plan."""
+    keepalive_period_s: float = 1.5
+    """Period of the leader's keepalives to members while it solves and applies a plan
+    (three per ``partition_timeout_s`` of 4.5 s: a member survives two lost in a row)."""
     request_timeout_s: float = 1.0
     """How long a sender waits for the answer to a request (token acknowledgement, claim of
     a partition version at its initiator, migration order acknowledgement) before it

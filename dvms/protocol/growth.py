@@ -62,7 +62,7 @@ class Growth(ProtocolBase):
         self.own_isp = (pid, now)
         self.emit("isp.start", partition=pid, initiator=self.node)
         self.enter(Membership(pid, self.node, self.node, 0, GROWING, (self.node,), now, now))
-        self.lead = Leadership({self.node: snapshot(self.node, self.hv, now)})
+        self.lead = Leadership({self.node: snapshot(self.node, self.hv, now, self.site)})
         self.grow()
 
     def token(self, state: str) -> TransmissionOfAnISP:
@@ -335,7 +335,7 @@ class Growth(ProtocolBase):
         members = (*token.members, self.node)
         self.enter(self.led_from(token, members, now))
         snaps = {s.node: s for s in token.snapshots}
-        snaps[self.node] = snapshot(self.node, self.hv, now)
+        snaps[self.node] = snapshot(self.node, self.hv, now, self.site)
         self.lead = Leadership(snaps)
         self.emit(
             "partition.grow",

@@ -46,6 +46,8 @@ class HostSnapshot:
     vms: tuple[tuple[str, float, int], ...]
     """(vm, cpu_demand, memory_mib) of each VM running there."""
     taken_at: float
+    site: str = ""
+    """The host's site ("" unknown): planners prefer destinations on the source's site."""
 
 
 @message("dvms.TransmissionOfAnISP")

@@ -106,7 +106,7 @@ class Leadership:
         self.keepalive = self.apply_deadline = None
 
 
-def snapshot(node: NodeId, hypervisor: Hypervisor, now: float) -> HostSnapshot:
+def snapshot(node: NodeId, hypervisor: Hypervisor, now: float, site: str = "") -> HostSnapshot:
     """The host's capacity and its VMs now (VMs migrating away are left out)."""
     capacity = hypervisor.capacity()
     vms = tuple(
@@ -114,7 +114,7 @@ def snapshot(node: NodeId, hypervisor: Hypervisor, now: float) -> HostSnapshot:
         for vm in hypervisor.vms()
         if not vm.migrating
     )
-    return HostSnapshot(node, float(capacity.cpu), int(capacity.memory_mib), vms, now)
+    return HostSnapshot(node, float(capacity.cpu), int(capacity.memory_mib), vms, now, site)
 
 
 def planning_problem(
@@ -131,7 +131,7 @@ def planning_problem(
         snap = snapshots.get(node)
         if snap is None:
             continue
-        hosts.append(Host(node, snap.cpu_capacity, snap.memory_mib))
+        hosts.append(Host(node, snap.cpu_capacity, snap.memory_mib, snap.site))
         for vm, _cpu, _mem in snap.vms:
             seen = where.get(vm)
             if seen is None or seen[0] < snap.taken_at:

@@ -46,7 +46,7 @@ __all__ = ["DvmsService"]
 
 
 class DvmsService(Growth, Applying):
-    """One node's share of DVMS: ``DvmsService(hypervisor, overlay, planner, config)``."""
+    """One node's share of DVMS: ``DvmsService(hypervisor, overlay, planner, config, site)``."""
 
     def __init__(
         self,
@@ -54,8 +54,9 @@ class DvmsService(Growth, Applying):
         overlay: Overlay,
         planner: Planner,
         config: DvmsConfig | None = None,
+        site: str = "",
     ) -> None:
-        super().__init__(hypervisor, overlay, planner, config)
+        super().__init__(hypervisor, overlay, planner, config, site)
         handlers: dict[type[Any], Callable[[Any], None]] = {
             TransmissionOfAnISP: self.on_transmission,
             TransmissionAck: self.on_ack,

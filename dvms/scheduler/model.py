@@ -16,6 +16,7 @@ class Host:
     """Percent of a core available to VMs."""
     memory_mib: int
     site: str = ""
+    """The host's site ("" unknown); the repair planner prefers same-site destinations."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,10 @@ by id):
    the VM arrives (and has the memory); if no host keeps that headroom, plain best-fit
    (least free CPU that fits). Best-fit keeps large holes for large VMs; the headroom keeps
    destinations from being filled to the brim and overloaded by the next load change.
+   When hosts carry sites (``Host.site``), hosts of the source's site are searched first
+   (with headroom, then without) and other sites only when none has room: an intra-site
+   migration is faster and cheaper, and the planner never exports load across sites
+   needlessly.
    Destinations are two sorted lists (spare, id), (free, id) searched by bisection.
 3. If a chosen VM fits nowhere, the host's placements are undone, that VM is excluded from
    the candidates and step 1 runs again; when the remaining VMs cannot cover the excess the
@@ -90,15 +94,25 @@ def overloaded_hosts(hosts: Sequence[Host], vms: Sequence[VM]) -> list[str]:
 
 
 class _Destinations:
-    """Hosts that may receive VMs, searchable by spare CPU (best-fit with headroom)."""
+    """Hosts that may receive VMs, searchable by spare CPU (best-fit with headroom), per
+    site and overall: a VM goes to a host of its source's site when one has room."""
 
     def __init__(self, entries: list[tuple[Host, float, int]], headroom: float) -> None:
         self.free_cpu = {h.id: free for h, free, _ in entries}
         self.free_mem = {h.id: free for h, _, free in entries}
         self.reserve = {h.id: headroom * h.cpu_capacity for h, _, _ in entries}
+        self.site = {h.id: h.site for h, _, _ in entries}
         self.with_headroom = headroom > 0
         self.by_spare = sorted((self.free_cpu[i] - self.reserve[i], i) for i in self.free_cpu)
         self.by_free = sorted((f, i) for i, f in self.free_cpu.items())
+        sites = set(self.site.values())
+        # per-site lists only when sites differ (all "" or one site: the overall lists)
+        self.by_site: dict[str, tuple[list[tuple[float, str]], list[tuple[float, str]]]] = {}
+        if len(sites) > 1:
+            for name in sites:
+                spare = [k for k in self.by_spare if self.site[k[1]] == name]
+                free = [k for k in self.by_free if self.site[k[1]] == name]
+                self.by_site[name] = (spare, free)
 
     def _find(self, keys: list[tuple[float, str]], cpu: float, mem: int) -> str | None:
         free_mem = self.free_mem
@@ -110,18 +124,31 @@ class _Destinations:
 
     def _set(self, host: str, free_cpu: float, free_mem: int) -> None:
         old, reserve = self.free_cpu[host], self.reserve[host]
-        for keys, before, after in (
-            (self.by_spare, old - reserve, free_cpu - reserve),
-            (self.by_free, old, free_cpu),
-        ):
-            del keys[bisect.bisect_left(keys, (before, host))]
-            bisect.insort(keys, (after, host))
+        lists = [(self.by_spare, self.by_free)]
+        own = self.by_site.get(self.site[host])
+        if own is not None:
+            lists.append(own)
+        for spare, free in lists:
+            for keys, before, after in (
+                (spare, old - reserve, free_cpu - reserve),
+                (free, old, free_cpu),
+            ):
+                del keys[bisect.bisect_left(keys, (before, host))]
+                bisect.insort(keys, (after, host))
         self.free_cpu[host] = free_cpu
         self.free_mem[host] = free_mem
 
-    def take(self, cpu: float, mem: int) -> tuple[str, float, int] | None:
-        """Reserve room for a VM; returns (host, its previous free CPU, free memory)."""
-        host = self._find(self.by_spare, cpu, mem) if self.with_headroom else None
+    def take(self, cpu: float, mem: int, site: str = "") -> tuple[str, float, int] | None:
+        """Reserve room for a VM leaving a host of ``site``: a host of that site if one
+        has room (with headroom, then without), else any; returns (host, its previous free
+        CPU, free memory)."""
+        host = None
+        for spare, free in (self.by_site[site],) if site in self.by_site else ():
+            host = self._find(spare, cpu, mem) if self.with_headroom else None
+            if host is None:
+                host = self._find(free, cpu, mem)
+        if host is None and self.with_headroom:
+            host = self._find(self.by_spare, cpu, mem)
         if host is None:
             host = self._find(self.by_free, cpu, mem)
         if host is None:
@@ -256,8 +283,9 @@ class RepairPlanner:
                 chosen.sort(key=lambda v: (-v.cpu_demand, -v.memory_mib, v.id))
                 undos: list[tuple[str, float, int]] = []
                 failed: VM | None = None
+                site = by_id[host_id].site
                 for vm in chosen:
-                    undo = dests.take(vm.cpu_demand, vm.memory_mib)
+                    undo = dests.take(vm.cpu_demand, vm.memory_mib, site)
                     if undo is None:
                         failed = vm
                         break
