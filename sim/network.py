@@ -68,6 +68,7 @@ class GeoNetwork:
         self._site_rtt = {
             (a, b): site_rtt_s(self.sites[a], self.sites[b], model) for a in names for b in names
         }
+        self._rtt_from = {a: {b: self._site_rtt[(a, b)] for b in names} for a in names}
         self._site: dict[str, str] = {}
         self._access: dict[str, float] = {}
         overrides = dict(access or {})
@@ -114,9 +115,13 @@ class GeoNetwork:
             return 0.0
         if self.loss and rng.random() < self.loss:
             return None
-        half = self.rtt(src, dst) / 2
-        if self.jitter:
-            half *= 1.0 + rng.uniform(-self.jitter, self.jitter)
+        site, access = self._site, self._access
+        if src not in site or dst not in site:
+            self.rtt(src, dst)  # raises ValueError naming the unknown node
+        half = (self._rtt_from[site[src]][site[dst]] + access[src] + access[dst]) / 2
+        jitter = self.jitter
+        if jitter:  # rng.uniform(-jitter, jitter), inlined (same draw, same value)
+            half *= 1.0 + (-jitter + (jitter - -jitter) * rng.random())
         return half
 
     def bandwidth_bps(self, a: str, b: str) -> float:

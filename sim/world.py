@@ -39,6 +39,7 @@ from dvms.trace import TraceWriter
 from peeractor import Address, Behaviour, NodeId
 from peeractor.sim import SimRuntime
 from sim.faults import FaultAction, link_pairs, plan_faults
+from sim.heap import long_lived_heap
 from sim.hypervisor import SimHypervisor
 from sim.infrastructure import Infrastructure, SimHost, SimVM, resolve_sites
 from sim.load import LoadDistribution, poisson_process, read_load_trace, replay_process
@@ -388,7 +389,8 @@ def simulate(
             if progress is not None:
                 progress(now, duration, metrics.events, violations)
 
-        world.run(report)
+        with long_lived_heap():
+            world.run(report)
         world.finish()
         lost = world.infra.lost_vms()
         vivaldi_error = (

@@ -14,7 +14,7 @@ from sim.scenario import load_scenario
 def test_defaults_follow_vmplaces() -> None:
     c = DvmsConfig()
     assert (c.min_partition_size, c.partition_timeout_s) == (4, 4.5)
-    assert (c.timeout_check_period_s, c.keepalive_period_s) == (1.0, 1.0)
+    assert (c.timeout_check_period_s, c.keepalive_period_s) == (1.0, 1.5)
     assert c.max_partition_size == 0
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.min_partition_size = 2  # type: ignore[misc]
