@@ -260,11 +260,11 @@ class TraceConfig(Section):
     )
 
 
-VIVALDI_DEFAULTS: Mapping[str, Any] = {"fast_period_s": 2.0, "fast_rounds": 60, "period_s": 30.0}
-"""The world's defaults for the Vivaldi service: a two-minute warm-up at the DVMS
-prototype's pace (a round every 2 s), then a round every 30 s (the prototype's 2 s
+VIVALDI_DEFAULTS: Mapping[str, Any] = {"fast_period_s": 2.0, "fast_rounds": 90, "period_s": 60.0}
+"""The world's defaults for the Vivaldi service: a three-minute warm-up at the DVMS
+prototype's pace (a round every 2 s), then a round every 60 s (the prototype's 2 s
 throughout would mean 36M messages per simulated hour on 10,000 hosts). The warm-up fills
-the close-node tables before most ISPs start (docs/scenario.md); 1.4 % median error on
+the close-node tables before most ISPs start (docs/scenario.md); ~2 % median error on
 1,000 hosts after an hour."""
 
 

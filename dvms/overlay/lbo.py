@@ -57,11 +57,12 @@ class LboOverlay:
         table_size: int = 100,
         recent_size: int = 8,
         stale_after_s: float | None = 120.0,
-        refresh_fraction: float = 0.25,
+        refresh_fraction: float = 0.5,
         spread_s: float = 0.5e-3,
     ) -> None:
-        """``recent_size``: how many other observed coordinates (not in the table) are kept
-        for initiator look-ups and as a fallback. ``stale_after_s``: table entries not
+        """``recent_size``: how many coordinates observed without ``heard_at`` (handed in by
+        the overlay's user, e.g. a partition's initiator, not relayed by gossip) and left out
+        of the table are kept, for initiator look-ups and as a fallback. ``stale_after_s``: table entries not
         known alive (``heard_at``) within this long of the latest time observed are
         proposed only when no fresher entry qualifies (None: never). ``refresh_fraction``:
         see the module docstring (0: recompute distances after every own move).
@@ -181,8 +182,10 @@ class LboOverlay:
         if node == self.node:
             self._observe_own(coordinate)
             return
+        remember = heard_at is None  # handed in by a user (e.g. an initiator), not gossip
         if node in self.dead:
-            self._remember(node, coordinate)
+            if remember:
+                self._remember(node, coordinate)
             return
         own = self.own
         distance = math.inf if own is None else own.distance_to(coordinate)
@@ -197,11 +200,9 @@ class LboOverlay:
                 if far is None:
                     far = self._far = int(self._dist.argmax())
                 if distance >= self._dist[far]:
-                    self._remember(node, coordinate)
+                    if remember:
+                        self._remember(node, coordinate)
                     return
-                evicted, kept = self._slots[far], self._coords[far]
-                if evicted is not None and kept is not None:
-                    self._remember(evicted, kept)
                 self._evict(far)
                 slot = self._free.pop()
             self._recent.pop(node, None)

@@ -170,6 +170,9 @@ class Round:
     """Timer: time to probe."""
 
 
+_ROUND = Round()  # messages are immutable: one instance serves every timer
+
+
 @message("vivaldi.TraceTick")
 class TraceTick:
     """Timer: time to emit a ``vivaldi.coord`` trace event."""
@@ -236,7 +239,7 @@ class VivaldiService(Behaviour):
         for peer in self._bootstrap:
             self._add_to_sample(peer)
         self.overlay.observe(self.node, self.client.coordinate)
-        self.schedule(self.rng.uniform(0.0, self.config.start_spread_s), Round())
+        self.schedule(self.rng.uniform(0.0, self.config.start_spread_s), _ROUND)
         if self.config.trace_period_s > 0:
             self.schedule(self.config.trace_period_s, TraceTick())
 
@@ -262,7 +265,7 @@ class VivaldiService(Behaviour):
             if peer is not None:
                 self._ping(peer)
         fast = self.stats.rounds < cfg.fast_rounds
-        self.schedule(cfg.fast_period_s if fast else cfg.period_s, Round())
+        self.schedule(cfg.fast_period_s if fast else cfg.period_s, _ROUND)
 
     def _pick_peer(self) -> NodeId | None:
         cfg = self.config
