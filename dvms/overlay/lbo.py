@@ -62,10 +62,11 @@ class LboOverlay:
     ) -> None:
         """``recent_size``: how many coordinates observed without ``heard_at`` (handed in by
         the overlay's user, e.g. a partition's initiator, not relayed by gossip) and left out
-        of the table are kept, for initiator look-ups and as a fallback. ``stale_after_s``: table entries not
-        known alive (``heard_at``) within this long of the latest time observed are
-        proposed only when no fresher entry qualifies (None: never). ``refresh_fraction``:
-        see the module docstring (0: recompute distances after every own move).
+        of the table are kept, for initiator look-ups and as a fallback. ``stale_after_s``:
+        table entries not known alive (``heard_at``) within this long of the latest time
+        observed are proposed only when no fresher entry qualifies (None: never).
+        ``refresh_fraction``: see the module docstring (0: recompute distances after every
+        own move).
         ``spread_s``: see the module docstring (seconds, >= 0)."""
         if table_size < 1:
             raise ValueError(f"table_size must be >= 1, got {table_size}")
