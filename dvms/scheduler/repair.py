@@ -122,6 +122,13 @@ class _Destinations:
                 return host
         return None
 
+    def _fit(
+        self, spare: list[tuple[float, str]], free: list[tuple[float, str]], cpu: float, mem: int
+    ) -> str | None:
+        """Best fit keeping the headroom, else plain best fit, among one pair of lists."""
+        host = self._find(spare, cpu, mem) if self.with_headroom else None
+        return host if host is not None else self._find(free, cpu, mem)
+
     def _set(self, host: str, free_cpu: float, free_mem: int) -> None:
         old, reserve = self.free_cpu[host], self.reserve[host]
         lists = [(self.by_spare, self.by_free)]
@@ -142,15 +149,10 @@ class _Destinations:
         """Reserve room for a VM leaving a host of ``site``: a host of that site if one
         has room (with headroom, then without), else any; returns (host, its previous free
         CPU, free memory)."""
-        host = None
-        for spare, free in (self.by_site[site],) if site in self.by_site else ():
-            host = self._find(spare, cpu, mem) if self.with_headroom else None
-            if host is None:
-                host = self._find(free, cpu, mem)
-        if host is None and self.with_headroom:
-            host = self._find(self.by_spare, cpu, mem)
+        own = self.by_site.get(site)
+        host = self._fit(*own, cpu, mem) if own is not None else None
         if host is None:
-            host = self._find(self.by_free, cpu, mem)
+            host = self._fit(self.by_spare, self.by_free, cpu, mem)
         if host is None:
             return None
         undo = (host, self.free_cpu[host], self.free_mem[host])
