@@ -277,8 +277,7 @@ class LboOverlay:
                 mask = fresh  # prefer entries known alive recently
         if not mask.all():
             if origin is None:  # no distances at all: the first by node id
-                slots = self._slots
-                return min(n for n in (slots[int(i)] for i in np.flatnonzero(~mask)) if n)
+                return self._first_by_id(np.flatnonzero(~mask))
             dist = distances(origin, self._packed())
             dist[mask] = np.inf
             best = float(dist.min())
@@ -299,13 +298,16 @@ class LboOverlay:
     def _pick(self, candidates: np.ndarray, initiator: NodeId) -> NodeId:
         """Among equally close ``candidates`` (slots), the one ranked first for
         ``initiator``: a multiplicative hash of (node crc32 xor initiator crc32)."""
-        slots = self._slots
         if self.spread_s == 0 or len(candidates) == 1:
-            return min(n for n in (slots[int(i)] for i in candidates) if n is not None)
+            return self._first_by_id(candidates)
         salt = np.uint64(zlib.crc32(initiator.encode()))
         ranks = ((self._keys[candidates] ^ salt) * _GOLDEN) & _MASK32
-        best = np.flatnonzero(ranks == ranks.min())
-        return min(n for n in (slots[int(candidates[i])] for i in best) if n is not None)
+        return self._first_by_id(candidates[ranks == ranks.min()])
+
+    def _first_by_id(self, candidates: np.ndarray) -> NodeId:
+        """The smallest node id among ``candidates`` (slots, at least one occupied)."""
+        slots = self._slots
+        return min(n for n in (slots[int(i)] for i in candidates) if n is not None)
 
     # -- table storage -------------------------------------------------------------
     def _packed(self) -> PackedCoordinates:

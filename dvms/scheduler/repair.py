@@ -110,9 +110,11 @@ class _Destinations:
         self.by_site: dict[str, tuple[list[tuple[float, str]], list[tuple[float, str]]]] = {}
         if len(sites) > 1:
             for name in sites:
-                spare = [k for k in self.by_spare if self.site[k[1]] == name]
-                free = [k for k in self.by_free if self.site[k[1]] == name]
-                self.by_site[name] = (spare, free)
+                self.by_site[name] = ([], [])
+            for k in self.by_spare:  # appended in order: each per-site list stays sorted
+                self.by_site[self.site[k[1]]][0].append(k)
+            for k in self.by_free:
+                self.by_site[self.site[k[1]]][1].append(k)
 
     def _find(self, keys: list[tuple[float, str]], cpu: float, mem: int) -> str | None:
         free_mem = self.free_mem

@@ -222,7 +222,7 @@ class VivaldiService(Behaviour):
         self._fresh_close: Callable[[int, float], list[tuple[NodeId, Coordinate, float]]] | None = (
             getattr(overlay, "fresh_close_nodes", None)
         )
-        self._heard_at: Callable[[NodeId], float | None] | None = getattr(overlay, "heard_at", None)
+        self._keeps_liveness = hasattr(overlay, "heard_at")
         self._observe: Callable[..., None] = overlay.observe
 
     # -- public -----------------------------------------------------------------------
@@ -340,7 +340,7 @@ class VivaldiService(Behaviour):
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
             return None
-        if self._heard_at is not None:
+        if self._keeps_liveness:
             self._observe(node, wire, direct=True, heard_at=self.now())
         else:
             self._observe(node, wire, direct=True)
@@ -361,7 +361,7 @@ class VivaldiService(Behaviour):
     def _learn_close(self, close: tuple[SampleEntry, ...]) -> None:
         """Gossiped close nodes with their coordinates and freshness: to the overlay."""
         dims = self.vivaldi_config.dimensionality
-        now = self.now() if self._heard_at is not None else None
+        now = self.now() if self._keeps_liveness else None
         me, suspects = self.node, self._suspects
         for entry in close:
             node, coordinate = entry.node, entry.coordinate
