@@ -26,6 +26,7 @@ from typing import Any
 
 from dvms.errors import InputError
 from dvms.geo import SITE_SETS, Site
+from dvms.scheduler.model import CPU_TOLERANCE, is_overloaded
 from sim.scenario_schema import InfrastructureConfig
 
 __all__ = [
@@ -66,7 +67,6 @@ def resolve_sites(spec: str | Sequence[str]) -> tuple[Site, ...]:
     return tuple(out)
 
 
-TOLERANCE = 1e-6
 _HOST_RE = re.compile(r"h(\d{4,})")
 
 
@@ -163,8 +163,8 @@ class SimHost:
         self.watchers: list[tuple[str, str]] = []
 
     def overloaded(self) -> bool:
-        return self.alive and (
-            self.cpu_demand > self.cpu_capacity + TOLERANCE or self.mem_resident > self.memory_mib
+        return self.alive and is_overloaded(
+            self.cpu_demand, self.mem_resident, self.cpu_capacity, self.memory_mib
         )
 
     def mem_free(self) -> int:
@@ -253,7 +253,7 @@ class Infrastructure:
         host.cpu_demand += demand - vm.demand
         vm.demand = demand
         vm.model = None
-        if host.cpu_demand < TOLERANCE and all(v.demand == 0 for v in host.vms.values()):
+        if host.cpu_demand < CPU_TOLERANCE and all(v.demand == 0 for v in host.vms.values()):
             host.cpu_demand = 0.0
         return host
 

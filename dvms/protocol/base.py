@@ -25,17 +25,15 @@ from dvms.protocol.messages import (
     TransmissionOfAnISP,
 )
 from dvms.protocol.partition import Leadership, Membership
-from dvms.scheduler.model import Planner
+from dvms.scheduler.model import Planner, is_overloaded
 from dvms.services.monitor import host_demand
 from dvms.vivaldi import Coordinate
 from peeractor import Address, Behaviour, NodeId, Timer
 
-__all__ = ["SERVICE", "TOLERANCE", "ProtocolBase"]
+__all__ = ["SERVICE", "ProtocolBase"]
 
 SERVICE = "dvms"
 """The service name of the protocol on every node."""
-TOLERANCE = 1e-6
-"""CPU slack (percent of a core) under which a float sum counts as within capacity."""
 ORDER_CACHE_SIZE = 1024
 """Migration orders a source remembers (for idempotency) before forgetting the oldest."""
 BOOKED_CACHE_SIZE = 256
@@ -122,7 +120,7 @@ class ProtocolBase(Behaviour):
         """Whether the host's VMs want more CPU or memory than it has, now."""
         capacity = self.hv.capacity()
         cpu, mem = host_demand(self.hv)
-        return cpu > capacity.cpu + TOLERANCE or mem > capacity.memory_mib
+        return is_overloaded(cpu, mem, capacity.cpu, capacity.memory_mib)
 
     def own_coordinate(self) -> Any:
         """This node's coordinate packed for the wire, if its overlay knows it."""

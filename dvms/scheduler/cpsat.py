@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from dvms.scheduler.cost import CostModel, SolveCostModel, vmplaces_time_limit_s
-from dvms.scheduler.model import VM, Host, Migration, Plan
-from dvms.scheduler.repair import TOLERANCE, RepairPlanner
+from dvms.scheduler.model import VM, Host, Migration, Plan, is_overloaded
+from dvms.scheduler.repair import RepairPlanner
 
 __all__ = ["CpSatConfig", "CpSatPlanner"]
 
@@ -123,7 +123,7 @@ class CpSatPlanner:
         over = {
             h.id
             for h in ordered
-            if cpu[h.id] > h.cpu_capacity + TOLERANCE or mem[h.id] > h.memory_mib
+            if is_overloaded(cpu[h.id], mem[h.id], h.cpu_capacity, h.memory_mib)
         }
         if not over:
             self.last_status = "empty"

@@ -6,7 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["VM", "Host", "Migration", "Plan", "Planner"]
+__all__ = ["CPU_TOLERANCE", "VM", "Host", "Migration", "Plan", "Planner", "is_overloaded"]
+
+CPU_TOLERANCE = 1e-6
+"""CPU demand may exceed capacity by this much (percent of a core) before a host counts as
+overloaded: float sums of VM demands must not flip a host that is exactly full."""
+
+
+def is_overloaded(
+    cpu: float, memory_mib: float, cpu_capacity: float, memory_capacity: float
+) -> bool:
+    """The one overload predicate: CPU demand past capacity (with tolerance) or memory past it."""
+    return cpu > cpu_capacity + CPU_TOLERANCE or memory_mib > memory_capacity
 
 
 @dataclass(frozen=True, slots=True)

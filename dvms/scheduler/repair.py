@@ -41,11 +41,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dvms.scheduler.cost import CostModel, SolveCostModel
-from dvms.scheduler.model import VM, Host, Migration, Plan
+from dvms.scheduler.model import CPU_TOLERANCE as TOLERANCE
+from dvms.scheduler.model import VM, Host, Migration, Plan, is_overloaded
 
-__all__ = ["TOLERANCE", "RepairConfig", "RepairPlanner", "overloaded_hosts"]
-
-TOLERANCE = 1e-6
+__all__ = ["RepairConfig", "RepairPlanner", "overloaded_hosts"]
 """CPU slack (percent of a core) under which float sums count as within capacity."""
 
 
@@ -89,7 +88,7 @@ def overloaded_hosts(hosts: Sequence[Host], vms: Sequence[VM]) -> list[str]:
     return sorted(
         h.id
         for h in by_id.values()
-        if cpu[h.id] > h.cpu_capacity + TOLERANCE or mem[h.id] > h.memory_mib
+        if is_overloaded(cpu[h.id], mem[h.id], h.cpu_capacity, h.memory_mib)
     )
 
 

@@ -23,12 +23,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dvms.hypervisor import MigrationResult
-from dvms.scheduler.model import VM, Host, Plan, Planner
+from dvms.scheduler.model import VM, Host, Plan, Planner, is_overloaded
 from peeractor import Address, Behaviour, NodeId, message
 
 __all__ = ["CentralRun", "CentralScheduler", "GlobalView", "overloaded_count"]
-
-TOLERANCE = 1e-6
 
 
 class GlobalView(Protocol):
@@ -68,7 +66,7 @@ def overloaded_count(hosts: Sequence[Host], vms: Sequence[VM]) -> int:
         cpu[vm.host] += vm.cpu_demand
         mem[vm.host] += vm.memory_mib
     return sum(
-        1 for h in hosts if cpu[h.id] > h.cpu_capacity + TOLERANCE or mem[h.id] > h.memory_mib
+        1 for h in hosts if is_overloaded(cpu[h.id], mem[h.id], h.cpu_capacity, h.memory_mib)
     )
 
 

@@ -23,6 +23,7 @@ In both modes the host is checked once right after start (a zero-delay timer).
 from __future__ import annotations
 
 from dvms.hypervisor import Hypervisor, HypervisorChanged
+from dvms.scheduler.model import is_overloaded
 from peeractor import Address, Behaviour, NodeId, Timer, message
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
 DEFAULT_POLL_S = 1.0
 """Polling period (s) used when the hypervisor cannot push and no period was given."""
 
-TOLERANCE = 1e-6
 """CPU slack (percent of a core) under which a float sum counts as within capacity."""
 
 
@@ -141,7 +141,7 @@ class Monitor(Behaviour):
         self.checks += 1
         capacity = self.hypervisor.capacity()
         cpu, mem = host_demand(self.hypervisor)
-        if cpu > capacity.cpu + TOLERANCE or mem > capacity.memory_mib:
+        if is_overloaded(cpu, mem, capacity.cpu, capacity.memory_mib):
             self.overloaded = True
             self.send(
                 self.target,

@@ -25,8 +25,8 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Sequence
 
+from dvms.scheduler.model import CPU_TOLERANCE as TOLERANCE
 from dvms.scheduler.model import VM, Host, Migration, Plan
-from dvms.scheduler.repair import TOLERANCE
 
 __all__ = ["PlanViolation", "check_plan", "check_plan_parallel", "vmplaces_problem"]
 
