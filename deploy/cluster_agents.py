@@ -73,7 +73,7 @@ def start_agents(state: ClusterState, configs: list[AgentConfig]) -> dict[str, i
         with open(cfg.output_dir / "agent.log", "ab") as out:
             proc = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{host.netns}", sys.executable, "-m",
-                 "dvms.cli", "agent", str(path)],
+                 "dvms", "agent", str(path)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         state.agents[cfg.node] = proc.pid
         state.save()

@@ -44,7 +44,7 @@ def dashboard_process(args: Sequence[str], log: Path, timeout: float = 60.0) -> 
     """Run ``dvms dashboard --port 0 ARGS`` in a subprocess; yield its URL; stop it after."""
     stream = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dvms.cli", "dashboard", "--port", "0", *args],
+        [sys.executable, "-m", "dvms", "dashboard", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=stream, text=True,
     )
     try:

@@ -24,7 +24,7 @@ from deploy.agent_config import AgentTuning  # noqa: E402
 from deploy.cluster import ClusterSpec, ClusterState, locate, set_load  # noqa: E402
 from deploy.cluster_agents import agent_configs, collect, start_agents, stop_agents  # noqa: E402
 from deploy.cluster_guests import last_tick  # noqa: E402
-from dvms.cli import main as dvms_main  # noqa: E402
+from dvms.app.cli import main as dvms_main  # noqa: E402
 from dvms.hypervisor import HostCapacity  # noqa: E402
 from dvms.trace import read_events  # noqa: E402
 

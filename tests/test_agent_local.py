@@ -43,7 +43,7 @@ def config(tmp: Path, node: str, ports: dict[str, int], key_dir: Path) -> Path:
 
 
 def start(path: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "dvms.cli", "agent", str(path)],
+    return subprocess.Popen([sys.executable, "-m", "dvms", "agent", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -88,7 +88,7 @@ def test_agents_talk_and_stop_cleanly_and_intruder_is_refused(tmp_path: Path) ->
 def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('node = "x"\n')
-    proc = subprocess.run([sys.executable, "-m", "dvms.cli", "agent", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "dvms", "agent", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == f"dvms agent: error: {path}: listen: missing (required)\n"

@@ -16,7 +16,7 @@ from deploy.cluster import ClusterSpec, ClusterState
 from deploy.cluster_guests import domain_xml, last_tick
 from deploy.cluster_net import host_ip
 from deploy.guest_image import GuestImage, kernel_cmdline, newc_archive
-from dvms.cli import main
+from dvms.app.cli import main
 from dvms.errors import InputError
 
 

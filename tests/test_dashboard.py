@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # starlette's note about httpx versions, not ou
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from dvms.cli import main
+from dvms.app.cli import main
 from dvms.dashboard import ClientCursor, InfraState, LiveFeed, LiveSource, Replay, load_replay
 from dvms.dashboard.app import STATIC, bind_socket, create_app, is_loopback
 from dvms.errors import InputError
@@ -311,7 +311,7 @@ def test_bind_policy(tmp_path: Path) -> None:
 
 def dashboard_cli(*args: str, env: dict[str, str] | None = None,
                   timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dvms.cli", "dashboard", *args],
+    return subprocess.run([sys.executable, "-m", "dvms", "dashboard", *args],
                           capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, **(env or {})})
 
@@ -323,7 +323,7 @@ def test_cli_refuses_non_loopback_unless_host_given(run_dir: Path) -> None:
         "dvms dashboard: error: refusing to bind the dashboard to non-loopback address "
         "'0.0.0.0': pass --host 0.0.0.0 explicitly to expose it"]
     proc2 = subprocess.Popen(
-        [sys.executable, "-m", "dvms.cli", "dashboard", str(run_dir), "--host", "0.0.0.0",
+        [sys.executable, "-m", "dvms", "dashboard", str(run_dir), "--host", "0.0.0.0",
          "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc2.stdout is not None and proc2.stderr is not None
@@ -381,7 +381,7 @@ def test_synthetic_events_are_time_ordered() -> None:
 
 
 def test_live_simulation_feeds_the_state(tmp_path: Path) -> None:
-    from dvms.dashboard.live import start_live_simulation
+    from dvms.app.live import start_live_simulation
 
     source, what = start_live_simulation(
         ["--hosts", "18", "--duration", "60", "--scheduler", "centralized", "--seed", "4",

@@ -167,7 +167,7 @@ def test_project_2d() -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dvms.cli", "report", *args],
+        [sys.executable, "-m", "dvms", "report", *args],
         capture_output=True, text=True, timeout=120, check=False,
     )
 

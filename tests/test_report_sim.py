@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # end to end: real simulations, then the report
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dvms.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dvms", *args], capture_output=True,
                           text=True, timeout=300, check=False)
 
 

@@ -94,7 +94,7 @@ def test_bad_fields_name_field_value_and_what_is_allowed(
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dvms.cli", "simulate", *args],
+        [sys.executable, "-m", "dvms", "simulate", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -186,7 +186,7 @@ def _run_cli(tmp: Path, out: str, *extra: str) -> subprocess.CompletedProcess[st
         [
             sys.executable,
             "-m",
-            "dvms.cli",
+            "dvms",
             "simulate",
             "--hosts",
             "24",

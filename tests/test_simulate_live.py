@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-DVMS = [sys.executable, "-m", "dvms.cli"]
+DVMS = [sys.executable, "-m", "dvms"]
 
 
 def _free_port() -> int:

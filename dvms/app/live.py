@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_simulate_args(argv: Sequence[str]) -> argparse.Namespace:
     """``dvms simulate``'s flags, parsed the same way (InputError on a bad one)."""
-    from dvms.commands.simulate import add_arguments
+    from dvms.app.commands.simulate import add_arguments
 
     parser = _Parser(prog="dvms dashboard --simulate", add_help=False)
     add_arguments(parser)
@@ -49,7 +49,7 @@ def start_live_simulation(
     Returns the dashboard source and a description. The run's directory is ``--out``
     (default ``runs/live-<time>``).
     """
-    from dvms.commands.simulate import scenario_from_args
+    from dvms.app.commands.simulate import scenario_from_args
 
     args = parse_simulate_args(argv)
     scenario = scenario_from_args(args)

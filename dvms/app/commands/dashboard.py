@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     source: Source
     try:
         if args.simulate is not None:
-            from dvms.dashboard.live import start_live_simulation
+            from dvms.app.live import start_live_simulation
 
             source, what = start_live_simulation(
                 args.simulate, speed=args.speed or 1.0, aggregate_above=args.aggregate_above

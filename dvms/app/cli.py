@@ -1,4 +1,4 @@
-"""The ``dvms`` command. Each subcommand lives in ``dvms/commands/<name>.py`` and
+"""The ``dvms`` command. Each subcommand lives in ``dvms/app/commands/<name>.py`` and
 provides ``register(subparsers)`` (adding its parser, with ``func`` set to its runner
 ``(args) -> int``). Errors derived from ``DvmsError`` become one line on stderr and
 the error's exit status; argparse usage errors exit 2.
@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dvms {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"dvms.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"dvms.commands.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"dvms.app.commands.{name}").register(sub)
     return parser
 
 

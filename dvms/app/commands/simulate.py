@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.live:
         if not args.speed > 0:
             raise InputError(f"--speed {args.speed}: must be > 0")
-        from dvms.dashboard.live import serve_live
+        from dvms.app.live import serve_live
 
         return serve_live(scenario, out, speed=args.speed, host=args.host, port=args.port)
     started = time.perf_counter()
@@ -164,6 +164,6 @@ def _trace_name(scenario: Any) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dvms simulate`` with ``argv`` (for scripts and tests)."""
-    from dvms.cli import main as cli_main
+    from dvms.app.cli import main as cli_main
 
     return cli_main(["simulate", *(argv or [])])

@@ -1,0 +1,7 @@
+"""``python -m dvms``: the ``dvms`` command."""
+
+import sys
+
+from dvms.app.cli import main
+
+sys.exit(main())
