@@ -10,4 +10,13 @@ class PeerActorError(Exception):
 
 
 class CodecError(PeerActorError):
-    """A frame could not be encoded or decoded: unknown tag, malformed frame, bad fields."""
+    """A frame could not be encoded or decoded: unknown tag, malformed frame, bad fields.
+
+    ``cause`` says which check refused it (``peeractor.codec.CAUSES``); ``tag`` is the
+    message tag when it was known (else ``""``), so receivers can count refusals by type.
+    """
+
+    def __init__(self, text: str, *, cause: str = "malformed", tag: str = "") -> None:
+        super().__init__(text)
+        self.cause = cause
+        self.tag = tag
