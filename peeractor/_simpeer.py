@@ -173,6 +173,17 @@ class SimPeer(Peer):
         self.stats.delivered += 1
         behaviour.on_receive(letter.message)
 
+    def guard(self, reject: Callable[[SimPeer, str, object, Exception], None]) -> None:
+        """Hand messages whose handler raises to ``reject`` instead of stopping the run."""
+
+        def receive(letter: Letter) -> None:
+            try:
+                self._receive(letter)
+            except Exception as exc:
+                reject(self, letter.service, letter.message, exc)
+
+        self._receive_callbacks = (receive,)
+
     def _dispatch_envelope(self, call: Call) -> None:
         """simpy callback of a pykka envelope (``tell``/``ask``/proxy): one loop iteration."""
         envelope: Envelope[Any] = call.payload

@@ -166,13 +166,13 @@ class _Decoder:
         tag, fields = frame
         if not isinstance(tag, str):
             raise CodecError(f"malformed {where}: tag must be a str, got {_short(tag)}")
+        cls = message_class(tag)
+        if cls is None:
+            raise CodecError(f"unknown message tag {_short(tag)}", cause="unknown-tag")
         if not isinstance(fields, dict):
             raise CodecError(
                 f"malformed {where} {tag!r}: fields must be a map, got {_short(fields)}", tag=tag
             )
-        cls = message_class(tag)
-        if cls is None:
-            raise CodecError(f"unknown message tag {_short(tag)}", cause="unknown-tag")
         declared = field_types(cls)
         names = [n for n, _ in declared]
         missing = [n for n in names if n not in fields]
@@ -205,16 +205,18 @@ def decode(data: bytes, limits: CodecLimits = DEFAULT_LIMITS) -> object:
     """The message in ``data``; ``CodecError`` if it is not a valid frame of a known message."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"a frame must be bytes, got {type(data).__qualname__}")
+    decoder = _Decoder(limits)
+    decoder.outer_tag = _peek_tag(data)
     if len(data) > limits.max_frame_bytes:
         raise CodecError(
             f"frame of {len(data)} bytes, more than max_frame_bytes ({limits.max_frame_bytes})",
             cause="oversize",
+            tag=decoder.outer_tag,
         )
-    decoder = _Decoder(limits)
-    decoder.outer_tag = _peek_tag(data)
     try:
         frame = decoder.unpack(bytes(data))
-    except CodecError:
+    except CodecError as exc:
+        exc.tag = decoder.outer_tag or exc.tag  # counted under the frame's type
         raise
     except msgpack.StackError:
         raise CodecError(

@@ -21,10 +21,15 @@ __all__ = ["Deliver", "Peer", "check_services"]
 
 
 class Deliver(NamedTuple):
-    """The actor-level message: hand ``message`` to the node's service ``service``."""
+    """The actor-level message: hand ``message`` to the node's service ``service``.
+
+    ``remote``: it came from another process (a transport); a behaviour raising on it is
+    the sender's doing, so the runtime drops and counts it instead of stopping the node.
+    """
 
     service: str
     message: object
+    remote: bool = False
 
 
 def check_services(node: NodeId, services: Sequence[Behaviour]) -> dict[str, Behaviour]:

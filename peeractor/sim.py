@@ -8,7 +8,10 @@ same time run in scheduling order (simpy's sequence number), so a seed gives one
 Actors are not registered in pykka's global ``ActorRegistry`` (its operations are O(n)).
 
 The same code runs on ``simpy.rt.RealtimeEnvironment(factor=..., strict=False)``.
-An exception raised by a behaviour is not caught: it stops the run, out of ``run()``.
+An exception raised by a behaviour is not caught: it stops the run, out of ``run()``
+(``handler_errors="stop"``, the default). With ``handler_errors="drop"`` a message whose
+handler raises is dropped and counted as rejected (cause "handler", as ``ThreadRuntime``
+does for messages from the network) and the run goes on; timers and ``on_start`` still stop it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from peeractor.behaviour import Address, Behaviour, NodeId
 from peeractor.errors import PeerActorError
 from peeractor.network import ConstantLatency, NetworkModel
 from peeractor.peer import check_services
-from peeractor.stats import RuntimeStats
+from peeractor.stats import RuntimeStats, message_type, rejected_event
 
 __all__ = ["DEFAULT_LATENCY_S", "SimPeer", "SimRuntime"]
 
@@ -142,6 +145,7 @@ class SimRuntime:
     ``seed`` fixes every behaviour's rng and the network's draws; ``network`` gives each
     message's one-way delay or loss (default: ``DEFAULT_LATENCY_S`` for every message);
     ``trace`` receives every emitted event as ``{"t", "type", "node", **fields}``.
+    ``handler_errors``: "stop" (a raising handler stops the run) or "drop" (see module doc).
     """
 
     def __init__(
@@ -151,8 +155,12 @@ class SimRuntime:
         env: simpy.Environment | None = None,
         network: NetworkModel | None = None,
         trace: Trace | None = None,
+        handler_errors: str = "stop",
     ) -> None:
+        if handler_errors not in ("stop", "drop"):
+            raise ValueError(f"handler_errors must be 'stop' or 'drop', got {handler_errors!r}")
         self.seed = seed
+        self.handler_errors = handler_errors
         self.env = env if env is not None else simpy.Environment()
         self.network: NetworkModel = (
             network if network is not None else ConstantLatency(DEFAULT_LATENCY_S)
@@ -182,7 +190,18 @@ class SimRuntime:
             service.bind(_SimContext(self, peer, service))
         peer.actor_inbox.bind(self.env, peer)  # type: ignore[attr-defined]
         self._peers[node] = peer
+        if self.handler_errors == "drop":
+            peer.guard(self._reject)
         peer._start_actor_loop()
+
+    def _reject(self, peer: SimPeer, service: str, message: object, exc: Exception) -> None:
+        type_ = message_type(message)
+        n = self.stats.count_rejected(service, type_, "handler")
+        if self.trace is not None:
+            event = rejected_event(peer.node, service, type_, "handler", n,
+                                   f"{type(exc).__name__}: {exc}")
+            if event is not None:
+                self.trace({"t": self.env.now, **event})
 
     def nodes(self) -> Iterator[NodeId]:
         """Node ids in the order they were added."""

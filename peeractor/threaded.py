@@ -4,18 +4,23 @@ One timer thread serves every ``schedule()`` and the latency emulation of in-pro
 messages (when a network model is given); ``now()`` is monotonic seconds since the
 runtime started. Nodes of other processes are reached through a transport (see
 ``peeractor.zmq_transport``) once ``add_route(node, endpoint)`` says where they are.
-A failure in a behaviour stops its node and is raised by ``run()``.
+A failure in a behaviour stops its node and is raised by ``run()`` -- except on a message
+from another process: that message is dropped and counted as rejected (cause "handler",
+``RuntimeStats.rejected``, a ``runtime.rejected`` trace event) and the node goes on. What
+arrives from other processes waits in the node's actor inbox, bounded by ``inbox_limit``:
+beyond it the newest message is dropped and counted ("inbox-full"); see docs/transport.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, Protocol, cast
 
 import pykka
 from pykka._envelope import Envelope
@@ -23,14 +28,12 @@ from pykka.messages import _ActorStop
 
 from peeractor._clock import TimerThread
 from peeractor._seed import stable_seed
+from peeractor._threadpeer import ThreadPeer, _Fire, _Started, _ThreadTimer
 from peeractor.behaviour import Address, Behaviour, NodeId
 from peeractor.errors import PeerActorError
 from peeractor.network import NetworkModel
-from peeractor.peer import Deliver, Peer, check_services
-from peeractor.stats import RuntimeStats
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from peeractor.peer import Deliver, check_services
+from peeractor.stats import RuntimeStats, message_type, rejected_event
 
 __all__ = ["ThreadPeer", "ThreadRuntime", "Transport"]
 
@@ -52,95 +55,6 @@ class Transport(Protocol):
         """Send or drop (counted in ``runtime.stats``); never blocks."""
 
     def close(self) -> None: ...
-
-
-class _ThreadTimer:
-    """The handle ``schedule()`` returns; a cancelled timer is skipped by its actor."""
-
-    __slots__ = ("cancelled", "message")
-
-    def __init__(self, message: object) -> None:
-        self.message = message
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class _Fire(NamedTuple):
-    """Actor message: timer ``timer`` of service ``service`` is due."""
-
-    service: str
-    timer: _ThreadTimer
-
-
-class _Started(NamedTuple):
-    """Actor message answered once ``on_start`` has run."""
-
-
-class ThreadPeer(Peer, pykka.ThreadingActor):
-    """A node's actor on its own thread (pykka's ThreadingActor hooks)."""
-
-    use_daemon_thread = True
-
-    def __init__(
-        self,
-        node: NodeId,
-        services: dict[str, Behaviour],
-        stats: RuntimeStats,
-        runtime: ThreadRuntime,
-    ) -> None:
-        super().__init__(node, services, stats)
-        self.runtime = runtime
-        self.thread_ident: int | None = None
-
-    def on_start(self) -> None:
-        self.thread_ident = threading.get_ident()
-        super().on_start()
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Deliver):
-            rt = self.runtime
-            if not self.alive:
-                rt.count_drop("crashed" if self.crashed else "stopped")
-                return None
-            behaviour = self.services.get(message.service)
-            if behaviour is None:
-                rt.count_drop("no-service")
-                return None
-            rt.count_delivered()
-            behaviour.on_receive(message.message)
-        elif isinstance(message, _Fire):
-            if self.alive and not message.timer.cancelled:
-                self.services[message.service].on_receive(message.timer.message)
-        elif not isinstance(message, _Started):
-            super().on_receive(message)
-        return None
-
-    def on_stop(self) -> None:
-        if not self.crashed:
-            super().on_stop()
-
-    def _handle_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        super()._handle_failure(exception_type, exception_value, traceback)
-        self.alive = False
-        self.crashed = True
-        if exception_value is not None:
-            self.runtime.fail(exception_value)
-
-    def _actor_loop_teardown(self) -> None:
-        # Messages still queued when the node died: dropped, and counted.
-        while not self.actor_inbox.empty():
-            envelope = self.actor_inbox.get()
-            if isinstance(envelope.message, Deliver):
-                self.runtime.count_drop("crashed" if self.crashed else "stopped")
-            elif envelope.reply_to is not None:
-                envelope.reply_to.set(None)
 
 
 class _ThreadContext:
@@ -185,6 +99,8 @@ class ThreadRuntime:
 
     ``network`` (optional) emulates delay/loss of messages between nodes of this process;
     without it they are handed over at once. ``transport`` reaches other processes.
+    ``inbox_limit``: messages from other processes queued per node before the newest
+    are dropped ("inbox-full").
     """
 
     def __init__(
@@ -194,8 +110,12 @@ class ThreadRuntime:
         trace: Trace | None = None,
         network: NetworkModel | None = None,
         transport: Transport | None = None,
+        inbox_limit: int = 10_000,
     ) -> None:
+        if inbox_limit < 1:
+            raise ValueError(f"inbox_limit must be >= 1, got {inbox_limit}")
         self.seed = seed
+        self.inbox_limit = inbox_limit
         self.trace = trace
         self.network = network
         self.transport = transport
@@ -325,8 +245,29 @@ class ThreadRuntime:
         peer = self._peers.get(dst)
         if peer is None:
             self.count_drop("unknown-node")
+        elif cast("queue.Queue[Any]", peer.actor_inbox).qsize() >= self.inbox_limit:
+            self.count_drop("inbox-full")
+            self.reject(dst, service, message_type(message), "inbox-full")
         else:
-            self._hand_over((peer, Deliver(service, message)))
+            self._hand_over((peer, Deliver(service, message, True)))
+
+    def reject(
+        self, node: str, service: str, type_: str, cause: str, error: BaseException | None = None
+    ) -> None:
+        """Count a message refused on its way in (bad frame, raising handler, full inbox)."""
+        text = "" if error is None else f"{type(error).__name__}: {error}"
+        peer = self._peers.get(node)  # names from the network: keep the keys bounded
+        node = node if peer is not None else "?"
+        service = service if peer is not None and service in peer.services else "?"
+        with self._lock:
+            n = self.stats.count_rejected(service, type_, cause)
+            if self.trace is not None:
+                event = rejected_event(node, service, type_, cause, n, text)
+                if event is not None:
+                    self.trace({"t": self.now(), **event})
+        if n == 1:
+            logger.warning("node %s: rejected a %s for %r (%s) %s",
+                           node, type_, service, cause, text)
 
     def count_drop(self, reason: str) -> None:
         with self._lock:

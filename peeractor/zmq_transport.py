@@ -5,9 +5,16 @@ run's client key) and opens one PUSH socket (CURVE client) per remote endpoint. 
 is the multipart frame ``[dst_node, dst_service, payload]`` (utf-8, utf-8, ``codec``).
 Sends use NOBLOCK with a bounded high-water mark: when the queue to a peer is full (a
 dead or slow peer) the message is dropped and counted ("queue-full"), the sender never
-waits. Frames that do not decode are dropped and counted ("malformed"); handshakes that
-fail authentication are counted ("unauthorised"). A receive thread hands messages to the
-runtime (``ThreadRuntime.deliver_remote``).
+waits. A receive thread hands messages to the runtime (``ThreadRuntime.deliver_remote``).
+
+What arrives is judged before it reaches a node (docs/transport.md): a payload longer than
+``limits.max_frame_bytes`` is dropped unread ("oversize"); one the codec refuses (not
+msgpack, too deep, unknown tag, ill-typed field...) is dropped ("malformed"); a multipart
+message that is not ``[node, service, payload]`` likewise. Each is also counted in
+``runtime.stats.rejected`` by (service, message type, cause). A frame larger than
+``max_socket_bytes`` is refused by ZeroMQ itself, which closes that connection without
+buffering it (counted "disconnected", like any closed connection). Handshakes that fail
+authentication are counted ("unauthorised").
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from peeractor import codec
 from peeractor.behaviour import NodeId
+from peeractor.codec import DEFAULT_LIMITS, CodecLimits
 from peeractor.errors import CodecError, PeerActorError
 from peeractor.keys import RunKeys
 
@@ -37,6 +45,7 @@ _AUTH_FAILURES = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
+_WATCHED = _AUTH_FAILURES | zmq.EVENT_DISCONNECTED
 
 
 class _Route:
@@ -53,17 +62,33 @@ class ZmqTransport:
     """CURVE-authenticated ZeroMQ transport for ``ThreadRuntime`` (see the module doc).
 
     ``bind``: where to receive (``tcp://127.0.0.1:*`` picks a free port; ``endpoint`` tells
-    which after ``start``). ``hwm``: messages queued per peer before dropping.
+    which after ``start``). ``hwm``: messages queued per peer before dropping (and the
+    receive socket's high-water mark). ``limits``: the codec's frame-size and depth limits,
+    applied to what is sent and received. ``max_socket_bytes``: ZeroMQ's own cap on one
+    frame (default 16 × ``limits.max_frame_bytes``).
     """
 
     def __init__(
-        self, keys: RunKeys, *, bind: str = "tcp://127.0.0.1:*", hwm: int = 1000
+        self,
+        keys: RunKeys,
+        *,
+        bind: str = "tcp://127.0.0.1:*",
+        hwm: int = 1000,
+        limits: CodecLimits = DEFAULT_LIMITS,
+        max_socket_bytes: int | None = None,
     ) -> None:
         if hwm < 1:
             raise ValueError(f"hwm must be >= 1, got {hwm}")
+        cap = 16 * limits.max_frame_bytes if max_socket_bytes is None else max_socket_bytes
+        if cap < limits.max_frame_bytes:
+            raise ValueError(
+                f"max_socket_bytes ({cap}) must be >= max_frame_bytes ({limits.max_frame_bytes})"
+            )
         self.keys = keys
         self.bind = bind
         self.hwm = hwm
+        self.limits = limits
+        self.max_socket_bytes = cap
         self.endpoint = ""
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._auth: ThreadAuthenticator | None = None
@@ -93,7 +118,8 @@ class ZmqTransport:
         pull.curve_secretkey = self.keys.server_secret
         pull.setsockopt(zmq.RCVHWM, self.hwm)
         pull.setsockopt(zmq.LINGER, 0)
-        self._monitor = pull.get_monitor_socket(_AUTH_FAILURES)
+        pull.setsockopt(zmq.MAXMSGSIZE, self.max_socket_bytes)
+        self._monitor = pull.get_monitor_socket(_WATCHED)
         pull.bind(self.bind)
         self.endpoint = pull.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = pull
@@ -127,7 +153,7 @@ class ZmqTransport:
 
     def send(self, src: NodeId, dst: NodeId, service: str, message: object) -> None:
         """Queue ``message`` for ``(dst, service)``; drop and count if the queue is full."""
-        payload = codec.encode(message)  # a message that cannot travel is the sender's bug
+        payload = codec.encode(message, self.limits)  # cannot travel: the sender's bug
         endpoint = self._routes.get(dst)
         runtime = self._runtime
         if endpoint is None or runtime is None or self._closing.is_set():
@@ -175,8 +201,11 @@ class ZmqTransport:
                 event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if isinstance(event, dict) and event.get("event", 0) & _AUTH_FAILURES:
+            kind = event.get("event", 0) if isinstance(event, dict) else 0
+            if kind & _AUTH_FAILURES:
                 self._runtime.count_drop("unauthorised")
+            elif kind & zmq.EVENT_DISCONNECTED:
+                self._runtime.count_drop("disconnected")
 
     def _drain_pull(self) -> None:
         assert self._pull is not None and self._runtime is not None
@@ -186,19 +215,35 @@ class ZmqTransport:
                 frames = self._pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            try:
-                if len(frames) != 3:
-                    raise CodecError(f"expected 3 frames, got {len(frames)}")
-                dst, service = frames[0].decode(), frames[1].decode()
-                message = codec.decode(frames[2])
-            except (CodecError, UnicodeDecodeError) as exc:
-                logger.debug("dropped a malformed frame: %s", exc)
-                runtime.count_drop("malformed")
+            message = self._judge(frames)
+            if message is None:
                 continue
+            dst, service = frames[0].decode(), frames[1].decode()
             try:
                 runtime.deliver_remote(dst, service, message)
             except Exception:  # never let one message kill the receiver
                 logger.exception("delivering a message from the network failed")
+
+    def _judge(self, frames: list[bytes]) -> object | None:
+        """The message of a received multipart frame, or None (dropped and counted)."""
+        assert self._runtime is not None
+        runtime = self._runtime
+        try:
+            if len(frames) != 3:
+                raise CodecError(f"expected 3 frames, got {len(frames)}", cause="frame")
+            dst, service = frames[0].decode(), frames[1].decode()
+        except (CodecError, UnicodeDecodeError) as exc:
+            logger.debug("dropped a malformed frame: %s", exc)
+            runtime.count_drop("malformed")
+            runtime.reject("?", "?", "?", "frame")
+            return None
+        try:
+            return codec.decode(frames[2], self.limits)
+        except CodecError as exc:
+            logger.debug("dropped a frame for %s/%s: %s", dst, service, exc)
+            runtime.count_drop("oversize" if exc.cause == "oversize" else "malformed")
+            runtime.reject(dst, service, exc.tag or "?", exc.cause, exc)
+            return None
 
     def close(self) -> None:
         """Stop receiving, close every socket (linger 0) and the authenticator."""
