@@ -87,9 +87,28 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
 
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""Integers a config field may hold at most (whatever its own range)."""
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to one readable piece (a 400-digit integer, say)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"{'-' if value < 0 else ''}<an integer of {len(str(abs(value)))} digits>"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite(value: Any) -> bool:
+    """Is ``value`` a number a field may hold (a finite float, an int within int64)?"""
+    if isinstance(value, int):
+        return INT_MIN <= value <= INT_MAX
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def _convert(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     def bad(what: str) -> InputError:
-        return InputError(f"{name} = {value!r}: must be {what}")
+        return InputError(f"{name} = {_short(value)}: must be {what}")
 
     origin = typing.get_origin(tp)
     if tp is bool:
@@ -99,7 +118,7 @@ def _convert(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     if tp is int or tp is float:
         kind = "an integer" if tp is int else "a number"
         ok = isinstance(value, int) if tp is int else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok or (tp is float and not math.isfinite(value)):
+        if isinstance(value, bool) or not ok or not _finite(value):
             raise bad(_allowed(meta, kind))
         lo, hi = meta.get("lo"), meta.get("hi")
         if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
@@ -129,6 +148,7 @@ def _convert(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
             return tuple(value)
         raise bad("a preset name or a non-empty list of site names")
     # another package's config type we do not model: its constructor validates it
+    _screen(name, value)
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -137,7 +157,9 @@ def parse_section(section: str, cls: type[Any], table: Any) -> Any:
     if not isinstance(table, Mapping):
         raise InputError(f"[{section}]: must be a table, got {table!r}")
     from_table = getattr(cls, "from_table", None)
-    if from_table is not None:
+    if from_table is not None:  # a class that checks its own fields: numbers screened first
+        for key, value in table.items():
+            _screen(f"{section}.{key}", value)
         return from_table(table)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _hints(cls)
@@ -150,8 +172,22 @@ def parse_section(section: str, cls: type[Any], table: Any) -> Any:
         values[key] = _convert(f"{section}.{key}", value, hints[key], f.metadata)
     try:
         return cls(**values)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"[{section}]: {exc}") from None
+
+
+def _screen(name: str, value: Any) -> None:
+    """Refuse non-finite floats and integers beyond int64 anywhere in a value."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _screen(f"{name}.{key}", item)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _screen(f"{name}[{i}]", item)
+    elif not isinstance(value, bool) and not _finite(value):
+        raise InputError(
+            f"{name} = {_short(value)}: must be a finite number (integers within ±2**63)"
+        )
 
 
 def toml_value(value: Any) -> str:

@@ -12,6 +12,12 @@ actions the world executes on its clock:
 - message loss is a property of the network model (``loss_rate``), not an action.
 
 Order among simultaneous actions: scheduled before random, then as listed (stable sort).
+
+``check_faults`` runs when the scenario is validated, before anything is written: every
+host a crash names and every link-cut endpoint must be a host (``h0000``… exactly as the
+run names them) or a site of this run; a scheduled cut may not cut more than
+``MAX_CUT_PAIRS`` host pairs, and the random cuts expected over the run are bounded by
+``MAX_RANDOM_CUTS``.
 """
 
 from __future__ import annotations
@@ -21,9 +27,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dvms.errors import InputError
-from sim.scenario_schema import FaultsConfig
+from sim.scenario_schema import FaultsConfig, InfrastructureConfig
 
-__all__ = ["FaultAction", "link_pairs", "plan_faults", "resolve_endpoints"]
+__all__ = [
+    "MAX_CUT_PAIRS",
+    "MAX_RANDOM_CUTS",
+    "FaultAction",
+    "check_faults",
+    "link_pairs",
+    "plan_faults",
+    "resolve_endpoints",
+]
+
+MAX_CUT_PAIRS = 10_000_000
+"""Host pairs one scheduled link cut may cut (two sites of 3,000 hosts each: 9M)."""
+MAX_RANDOM_CUTS = 1_000_000
+"""Random link cuts a run may expect (``link_cut_rate_h`` × duration in hours)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +62,51 @@ def resolve_endpoints(name: str, hosts: Sequence[str], site_of: Mapping[str, str
     if not members:
         raise InputError(f"faults.link_cuts: {name!r} is neither a host nor a site of this run")
     return members
+
+
+def check_faults(config: FaultsConfig, infra: InfrastructureConfig, duration_s: float) -> None:
+    """Resolve every name the faults refer to against the run's hosts and sites (see the
+    module doc); ``InputError`` naming the first field that does not resolve."""
+    from sim.infrastructure import host_index, host_name, resolve_sites
+
+    n = infra.hosts
+    sites = [site.name for site in resolve_sites(infra.sites)]
+    last = host_name(n - 1)
+
+    def is_host(name: str) -> bool:
+        index = host_index(name)
+        return index is not None and index < n and host_name(index) == name
+
+    def size(name: str) -> int:
+        if is_host(name):
+            return 1
+        k = sites.index(name)  # hosts i with i * len(sites) // n == k, as the run places them
+        return -(-(k + 1) * n // len(sites)) - -(-k * n // len(sites))
+
+    for i, crash in enumerate(config.crashes):
+        if not is_host(crash.host):
+            raise InputError(
+                f"faults.crashes[{i}].host = {crash.host!r}: not a host of this run (h0000..{last})"
+            )
+    for i, cut in enumerate(config.link_cuts):
+        for end, name in (("a", cut.a), ("b", cut.b)):
+            if not (is_host(name) or name in sites):
+                raise InputError(
+                    f"faults.link_cuts[{i}].{end} = {name!r}: neither a host (h0000..{last}) "
+                    f"nor a site of this run ({', '.join(sites)})"
+                )
+        pairs = size(cut.a) * size(cut.b)
+        if pairs > MAX_CUT_PAIRS:
+            raise InputError(
+                f"faults.link_cuts[{i}]: {cut.a!r} × {cut.b!r} is {pairs:,} host pairs; "
+                f"at most {MAX_CUT_PAIRS:,}"
+            )
+    expected = config.link_cut_rate_h * duration_s / 3600.0
+    if expected > MAX_RANDOM_CUTS:
+        raise InputError(
+            f"faults.link_cut_rate_h = {config.link_cut_rate_h!r}: {expected:.3g} random cuts "
+            f"expected over run.duration_s; at most {MAX_RANDOM_CUTS:,}"
+        )
 
 
 def plan_faults(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dvms.errors import InputError
+from sim.faults import check_faults
 from sim.scenario_schema import (
     CrashAt,
     FaultsConfig,
@@ -202,6 +203,7 @@ def _check(s: Scenario) -> None:
             f"({len(resolve_sites(infra.sites))}); allowed: at least one host per site"
         )
     s.vivaldi.service_config()
+    check_faults(s.faults, infra, s.run.duration_s)
 
 
 def _registered() -> list[str]:
