@@ -6,9 +6,8 @@ over ZeroMQ with the run's CURVE keys, and writes ``events.jsonl.gz`` (``dvms/tr
 and ``summary.json`` into its output directory when it stops (SIGTERM, SIGINT, or after
 ``duration_s``).
 
-In simulation the world emits ``violation.start``/``violation.end``; on a real host nobody
-else can, so ``HostWatch`` sits between the monitor and the DVMS service: it relays the
-monitor's messages and emits the violation events from them.
+The node is put together by ``dvms.node`` (through ``deploy.agent_node.start_node``),
+as every simulated host is; on a real host the monitor traces the violations itself.
 
 Time: the runtime's clock (seconds since the agent started). The trace header records
 ``t0_unix``, the wall-clock time of ``t = 0``, so the traces of several agents can be
@@ -28,58 +27,11 @@ from types import FrameType
 from typing import Any
 
 from deploy.agent_config import AgentConfig
-from dvms.services.monitor import HostNormal, HostOverloaded
-from peeractor import Address, Behaviour
+from deploy.agent_node import start_node
 
-__all__ = ["HostWatch", "LockedTrace", "run_agent"]
+__all__ = ["run_agent"]
 
 log = logging.getLogger(__name__)
-
-
-class HostWatch(Behaviour):
-    """Relays the monitor's reports to the DVMS service, emitting violation events."""
-
-    name = "hostwatch"
-
-    def __init__(self, target: Address | None = None) -> None:
-        self._target = target
-        self.violated_since: float | None = None
-        self.violations = 0
-
-    @property
-    def target(self) -> Address:
-        return self._target if self._target is not None else (self.node, "dvms")
-
-    def on_receive(self, message: object) -> None:
-        if isinstance(message, HostOverloaded):
-            if self.violated_since is None:
-                self.violated_since = self.now()
-                self.violations += 1
-                self.emit("violation.start", host=message.node, cpu_demand=message.cpu_demand,
-                          cpu_capacity=message.cpu_capacity,
-                          mem_demand_mib=message.mem_demand_mib, memory_mib=message.memory_mib)
-            self.send(self.target, message)
-        elif isinstance(message, HostNormal):
-            if self.violated_since is not None:
-                self.emit("violation.end", host=message.node,
-                          duration_s=self.now() - self.violated_since)
-                self.violated_since = None
-            self.send(self.target, message)
-
-
-class LockedTrace:
-    """A trace sink shared by actor threads and migration workers (one lock)."""
-
-    def __init__(self, sink: Callable[[Mapping[str, Any]], None]) -> None:
-        self._sink = sink
-        self._lock = threading.Lock()
-        self.events: list[dict[str, Any]] = []
-        """Everything written (kept for the summary; an agent's trace is small)."""
-
-    def __call__(self, event: Mapping[str, Any]) -> None:
-        with self._lock:
-            self.events.append(dict(event))
-            self._sink(event)
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
@@ -101,8 +53,6 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 
 def run_agent(cfg: AgentConfig, stop: threading.Event | None = None) -> dict[str, Any]:
     """Run until ``stop`` is set (or a signal, or ``duration_s``); returns the summary."""
-    from deploy.agent_node import start_node  # the runtime and node services
-
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)

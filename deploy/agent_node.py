@@ -1,9 +1,9 @@
-"""Assembles one agent's node: ThreadRuntime + ZeroMQ/CURVE, LibvirtHypervisor, services.
-
-Services of the node (one peer, one actor): ``monitor`` (polling the hypervisor, reports
-to ``hostwatch``), ``hostwatch`` (violation events, relays to ``dvms``), ``vivaldi``
-(real RTTs over the transport; publishes coordinates to the overlay), ``dvms`` (the
-protocol with the configured planner; solve time measured, not modelled).
+"""Assembles one agent's node: ThreadRuntime + ZeroMQ/CURVE, LibvirtHypervisor, and the
+services of the one node assembly (``dvms.node``), exactly as the simulator builds them:
+the Vivaldi service (real RTTs over the transport), a Monitor polling the hypervisor and
+tracing violations, the scheduler's host services (``dvms``: the protocol; ``centralized``:
+the host side of the coordinator), and, on the coordinator's agent, the coordinator.
+Solve time is what the ``[scheduler] cost`` says (``measured`` is the honest choice here).
 """
 
 from __future__ import annotations
@@ -12,33 +12,52 @@ import dataclasses
 import json
 import logging
 import os
-import random
 import resource
+import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.agent import HostWatch, LockedTrace
 from deploy.agent_config import AgentConfig
 from deploy.libvirt_hv import LibvirtHypervisor
 from dvms.errors import InputError
 from dvms.metrics import MetricsCollector
-from dvms.overlay import make_overlay
-from dvms.overlay.base import Overlay
-from dvms.overlay.ring import build_ring
-from dvms.protocol import DvmsConfig, DvmsService
-from dvms.scheduler import make_planner
-from dvms.services.monitor import Monitor
-from dvms.services.vivaldi import VivaldiService, VivaldiServiceConfig
+from dvms.node import (
+    NodePlan,
+    coordinator_node,
+    coordinator_services,
+    make_node_overlay,
+    node_plan,
+    node_services,
+    ring_of,
+)
+from dvms.services.vivaldi import VivaldiService
+from dvms.summary import build_summary
 from dvms.trace import TraceWriter
-from peeractor import PeerActorError, stable_seed
+from peeractor import PeerActorError
 from peeractor.keys import load_run_keys
 from peeractor.threaded import ThreadRuntime
 from peeractor.zmq_transport import ZmqTransport
 
-__all__ = ["RunningNode", "start_node"]
+__all__ = ["LockedTrace", "RunningNode", "agent_plan", "start_node"]
 
 log = logging.getLogger(__name__)
+
+
+class LockedTrace:
+    """A trace sink shared by actor threads and migration workers (one lock)."""
+
+    def __init__(self, sink: Callable[[Mapping[str, Any]], None]) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+        self.events: list[dict[str, Any]] = []
+        """Everything written (kept for the summary; an agent's trace is small)."""
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.events.append(dict(event))
+            self._sink(event)
 
 
 @dataclass
@@ -46,13 +65,19 @@ class RunningNode:
     """A started agent node; ``stop()`` shuts it down and returns the summary."""
 
     cfg: AgentConfig
-    runtime: Any
+    plan: NodePlan
+    runtime: ThreadRuntime
     hypervisor: LibvirtHypervisor
     trace: LockedTrace
     writer: TraceWriter
     t0_unix: float
-    vivaldi: VivaldiService
+    services: list[Any]
+    started: float = field(default_factory=time.perf_counter)
     stopped: dict[str, Any] = field(default_factory=dict)
+
+    def service(self, name: str) -> Any:
+        """The node's service called ``name`` (tests read their settings)."""
+        return next(s for s in self.services if s.name == name)
 
     def stop(self) -> dict[str, Any]:
         if self.stopped:
@@ -62,52 +87,54 @@ class RunningNode:
         finally:
             self.hypervisor.close()
             self.writer.close()
-        summary = summarize(self)
-        self.stopped = summary
-        return summary
+        self.stopped = summarize(self)
+        return self.stopped
 
 
 def summarize(node: RunningNode) -> dict[str, Any]:
+    """The agent's ``summary.json`` (the one contract; not-applicable keys null)."""
     cfg = node.cfg
-    metrics = MetricsCollector.from_events(node.trace.events).metrics()
+    metrics = MetricsCollector.from_events(node.trace.events)
     stats = node.runtime.stats
-    return {
-        "schema": "dvms.summary/1",
+    wall = time.perf_counter() - node.started
+    vivaldi = [s for s in node.services if isinstance(s, VivaldiService)]
+    fields: dict[str, Any] = {
         "seed": cfg.seed,
-        "scenario": {"agent": cfg.node, "site": cfg.site,
-                     "peers": [p.node for p in cfg.peers], "libvirt_uri": cfg.libvirt_uri},
-        "hosts": 1 + len(cfg.peers),
+        "scenario": {"agent": cfg.node, "site": cfg.site, "peers": [p.node for p in cfg.peers],
+                     "libvirt_uri": cfg.libvirt_uri},
+        "hosts": len(cfg.nodes()),
         "vms": len(node.hypervisor.vms()),
         "sites": len(set(cfg.sites().values())),
         "duration_s": node.runtime.now(),
-        "scheduler": "dvms",
-        "overlay": cfg.agent.overlay,
-        **metrics,
+        "scheduler": node.plan.scheduler.name,
+        "overlay": node.plan.overlay if node.plan.spec.uses_overlay else None,
+        **metrics.metrics(),
+        "energy_kwh": None,
         "messages": dict(sorted(stats.by_type.items())),
+        "vivaldi_median_error": None,
+        "vms_lost": 0,
+        "wall_s": wall,
+        "events_per_wall_s": (metrics.events + stats.delivered) / wall if wall > 0 else 0.0,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "libvirt_errors": dict(sorted(node.hypervisor.errors.items())),
         "runtime": stats.as_dict(),
-        "vivaldi": dataclasses.asdict(node.vivaldi.stats),
+        "vivaldi": dataclasses.asdict(vivaldi[0].stats) if vivaldi else None,
         "t0_unix": node.t0_unix,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    return build_summary(fields)
 
 
-def _overlay(cfg: AgentConfig, bootstrap: list[str]) -> Overlay:
-    """The configured overlay; ``ring`` and ``random`` draw from the run's seed."""
-    name = cfg.agent.overlay
-    if name == "ring":
-        nodes = [cfg.node, *bootstrap]
-        ring = build_ring(nodes, random.Random(stable_seed(cfg.seed, "ring")))
-        return make_overlay("ring", cfg.node, successors=ring[cfg.node])
-    rng = random.Random(stable_seed(cfg.seed, cfg.node, "overlay"))
-    return make_overlay(name, cfg.node, rng=rng, bootstrap=bootstrap)
+def agent_plan(cfg: AgentConfig) -> NodePlan:
+    """The node plan of an agent: its node tables, as a scenario's, on a real host."""
+    return node_plan(cfg.tables, seed=cfg.seed, real=True)
 
 
 def start_node(cfg: AgentConfig) -> RunningNode:
     """Open the trace, start the runtime and transport, bind the services."""
+    plan = agent_plan(cfg)
     t0_unix = time.time()
     header = {"t0_unix": t0_unix, "node": cfg.node, "site": cfg.site, "seed": cfg.seed,
-              "source": "dvms agent"}
+              "scheduler": plan.scheduler.name, "source": "dvms agent"}
     (cfg.output_dir / "agent.json").write_text(json.dumps({**header, "pid": os.getpid()}))
     writer = TraceWriter(cfg.output_dir / "events.jsonl.gz", header=header, flush_every=64)
     trace = LockedTrace(writer)
@@ -120,25 +147,18 @@ def start_node(cfg: AgentConfig) -> RunningNode:
     runtime = ThreadRuntime(seed=cfg.seed, trace=trace, transport=transport)
     for peer in cfg.peers:
         runtime.add_route(peer.node, peer.address)
-    t = cfg.agent
     hv = LibvirtHypervisor(
         cfg.node, cfg.libvirt_uri, deliver=runtime.inject, peer_uris=cfg.peer_uris(),
-        capacity=cfg.capacity, migration_timeout_s=t.migration_timeout_s, trace=trace,
+        capacity=cfg.capacity, migration_timeout_s=cfg.agent.migration_timeout_s, trace=trace,
         clock=runtime.now, sites=cfg.sites())
+    nodes = cfg.nodes()
     bootstrap = [p.node for p in cfg.peers]
-    overlay = _overlay(cfg, bootstrap)
-    dvms_config = DvmsConfig(min_partition_size=t.min_partition_size,
-                             partition_timeout_s=t.partition_timeout_s)
-    vivaldi = VivaldiService(overlay, bootstrap, VivaldiServiceConfig(
-        fast_period_s=min(1.0, t.vivaldi_period_s), period_s=t.vivaldi_period_s,
-        trace_period_s=5.0))
-    services = [
-        Monitor(hv, period_s=t.monitor_period_s, target=(cfg.node, HostWatch.name)),
-        HostWatch(),
-        vivaldi,
-        DvmsService(hv, overlay, make_planner(t.planner, cost="measured"), dvms_config, cfg.site),
-    ]
+    overlay = (make_node_overlay(plan, cfg.node, bootstrap, ring_of(plan, nodes))
+               if plan.uses_overlay else None)
+    services = node_services(plan, cfg.node, cfg.site, hv, overlay, bootstrap)
+    if coordinator_node(plan, nodes) == cfg.node:
+        services += coordinator_services(plan, None, nodes)
     runtime.add_node(cfg.node, services)
     writer.flush()
-    return RunningNode(cfg=cfg, runtime=runtime, hypervisor=hv, trace=trace, writer=writer,
-                       t0_unix=t0_unix, vivaldi=vivaldi)
+    return RunningNode(cfg=cfg, plan=plan, runtime=runtime, hypervisor=hv, trace=trace,
+                       writer=writer, t0_unix=t0_unix, services=services)

@@ -24,11 +24,14 @@ from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_age
 from deploy.cluster import LOADS, ClusterState, locate
 from dvms.errors import DvmsError, InputError
 from dvms.hypervisor import HostCapacity
+from dvms.node import NodeTables, parse_node_tables
 from dvms.trace import TraceWriter, read_events, read_header
 
 __all__ = [
     "AGENT_PORT",
+    "CLUSTER_TABLES",
     "agent_configs",
+    "cluster_tables",
     "collect",
     "load_events",
     "merge_traces",
@@ -39,10 +42,29 @@ __all__ = [
 AGENT_PORT = 7100
 
 
+CLUSTER_TABLES: dict[str, dict[str, object]] = {
+    "scheduler": {"name": "dvms", "cost": "measured"},
+    "dvms": {"min_partition_size": 2, "partition_timeout_s": 10.0},
+    "vivaldi": {"fast_period_s": 0.5, "fast_rounds": 6, "period_s": 1.0, "trace_period_s": 5.0},
+    "monitor": {"mode": "poll", "period_s": 1.0},
+}
+"""The local cluster's node tables: a few hosts sharing one machine, real migrations of
+seconds (partitions of 2, a 10 s timeout), Vivaldi fast enough to see in a minute."""
+
+
+def cluster_tables(overrides: dict[str, dict[str, object]] | None = None) -> NodeTables:
+    """``CLUSTER_TABLES`` with ``overrides`` (tables of the same schema) applied."""
+    data = {name: dict(table) for name, table in CLUSTER_TABLES.items()}
+    for name, table in (overrides or {}).items():
+        data.setdefault(name, {}).update(table)
+    return parse_node_tables(data)
+
+
 def agent_configs(state: ClusterState, *, capacity: HostCapacity | None,
-                  tuning: AgentTuning, seed: int = 1,
-                  sites: dict[str, str] | None = None) -> list[AgentConfig]:
-    """One config per host: every other host is a bootstrap peer."""
+                  tables: NodeTables | None = None, tuning: AgentTuning | None = None,
+                  seed: int = 1, sites: dict[str, str] | None = None) -> list[AgentConfig]:
+    """One config per host: every other host is a peer; node tables as given (default
+    ``cluster_tables()``)."""
     sites = sites or {}
     configs = []
     for host in state.hosts:
@@ -54,7 +76,8 @@ def agent_configs(state: ClusterState, *, capacity: HostCapacity | None,
             node=host.name, site=sites.get(host.name, "local"),
             listen=f"tcp://{host.ip}:{AGENT_PORT}", libvirt_uri=host.uri,
             key_dir=state.workdir / "keys", output_dir=state.workdir / "agents" / host.name,
-            seed=seed, capacity=capacity, peers=peers, agent=tuning))
+            seed=seed, capacity=capacity, peers=peers, agent=tuning or AgentTuning(),
+            tables=tables if tables is not None else cluster_tables()))
     return configs
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import libvirt
 
-from dvms.hypervisor import HostCapacity, MigrationResult, VMSample
+from dvms.hypervisor import HostCapacity, MigrationResult, VMSample, demand_of
 from peeractor import Address, NodeId
 
 __all__ = [
@@ -297,6 +297,9 @@ class LibvirtHypervisor:
                 self._fail("sched", exc)
                 return None
         return cap_from_scheduler_params(params, vcpus)
+
+    def demand_totals(self) -> tuple[float, int]:
+        return demand_of(self.vms())
 
     def usage(self, vm: str) -> float | None:
         """The CPU usage of ``vm`` measured at the last sample (percent of a core)."""

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from dvms.errors import InputError
@@ -152,14 +152,20 @@ def _convert(name: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def parse_section(section: str, cls: type[Any], table: Any) -> Any:
-    """Build ``cls`` from a TOML table, naming the first bad field in an ``InputError``."""
+def parse_section(
+    section: str, cls: type[Any], table: Any, *, skip: Collection[str] = ()
+) -> Any:
+    """Build ``cls`` from a TOML table, naming the first bad field in an ``InputError``.
+
+    ``section`` "" names fields without a prefix (a document's top level); keys in ``skip``
+    are left to the caller (sub-tables it parses itself)."""
     if not isinstance(table, Mapping):
         raise InputError(f"[{section}]: must be a table, got {table!r}")
+    table = {k: v for k, v in table.items() if k not in skip}
     from_table = getattr(cls, "from_table", None)
     if from_table is not None:  # a class that checks its own fields: numbers screened first
         for key, value in table.items():
-            _screen(f"{section}.{key}", value)
+            _screen(_dotted(section, key), value)
         return from_table(table)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = _hints(cls)
@@ -168,8 +174,8 @@ def parse_section(section: str, cls: type[Any], table: Any) -> Any:
         f = fields.get(key)
         if f is None or not f.init:
             allowed = ", ".join(n for n, x in fields.items() if x.init)
-            raise InputError(f"{section}.{key}: unknown key; allowed: {allowed}")
-        values[key] = _convert(f"{section}.{key}", value, hints[key], f.metadata)
+            raise InputError(f"{_dotted(section, key)}: unknown key; allowed: {allowed}")
+        values[key] = _convert(_dotted(section, key), value, hints[key], f.metadata)
     try:
         return cls(**values)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -188,6 +194,10 @@ def _screen(name: str, value: Any) -> None:
         raise InputError(
             f"{name} = {_short(value)}: must be a finite number (integers within ±2**63)"
         )
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
 
 
 def toml_value(value: Any) -> str:

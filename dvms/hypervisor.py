@@ -17,6 +17,7 @@ __all__ = [
     "HypervisorChanged",
     "MigrationResult",
     "VMSample",
+    "demand_of",
 ]
 
 
@@ -75,6 +76,11 @@ class Hypervisor(Protocol):
         """The VMs running here now (a VM being migrated away is listed until it has left)."""
         ...
 
+    def demand_totals(self) -> tuple[float, int]:
+        """(CPU demand, memory MiB) summed over the VMs listed now (``demand_of(vms())``;
+        the simulated host keeps the sums incrementally: O(1))."""
+        ...
+
     def migrating(self) -> bool:
         """True while a migration from or to this host is in progress."""
         ...
@@ -93,3 +99,13 @@ class Hypervisor(Protocol):
         Returns False when the hypervisor cannot push changes (then poll).
         """
         ...
+
+
+def demand_of(vms: Sequence[VMSample]) -> tuple[float, int]:
+    """(CPU demand, memory MiB) summed over ``vms``."""
+    cpu = 0.0
+    mem = 0
+    for vm in vms:
+        cpu += vm.cpu_demand
+        mem += vm.memory_mib
+    return cpu, mem

@@ -18,8 +18,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dvms.config import parse_section, toml_value
 from dvms.errors import InputError
+from dvms.node import (
+    NODE_SECTIONS,
+    MonitorConfig,
+    NodePlan,
+    NodeTables,
+    OverlayConfig,
+    SchedulerConfig,
+    VivaldiSection,
+    dvms_table,
+    node_plan,
+)
+from dvms.protocol.config import DvmsConfig
 from sim.faults import check_faults
+from sim.infrastructure import host_index, host_name, resolve_sites
 from sim.scenario_schema import (
     CrashAt,
     FaultsConfig,
@@ -27,15 +41,9 @@ from sim.scenario_schema import (
     LinkCut,
     LoadConfig,
     MigrationConfig,
-    MonitorConfig,
-    OverlayConfig,
     PowerConfig,
     RunConfig,
-    SchedulerConfig,
     TraceConfig,
-    VivaldiSection,
-    parse_section,
-    toml_value,
 )
 
 __all__ = [
@@ -71,8 +79,7 @@ class Scenario:
     load: LoadConfig = dataclasses.field(default_factory=LoadConfig)
     scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     overlay: OverlayConfig = dataclasses.field(default_factory=OverlayConfig)
-    dvms: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """Passed to the DVMS protocol's config (keys checked against it)."""
+    dvms: DvmsConfig = dataclasses.field(default_factory=DvmsConfig)
     vivaldi: VivaldiSection = dataclasses.field(default_factory=VivaldiSection)
     monitor: MonitorConfig = dataclasses.field(default_factory=MonitorConfig)
     power: PowerConfig = dataclasses.field(default_factory=PowerConfig)
@@ -80,40 +87,29 @@ class Scenario:
     faults: FaultsConfig = dataclasses.field(default_factory=FaultsConfig)
     trace: TraceConfig = dataclasses.field(default_factory=TraceConfig)
 
-    def scheduler_config(self) -> Any:
-        """The scheduler's own config object (from its table, e.g. ``[dvms]``), or None."""
-        from sim.schedulers import scheduler_spec
+    @property
+    def node_tables(self) -> NodeTables:
+        """The node tables, as an agent config would carry them."""
+        return NodeTables(self.scheduler, self.overlay, self.dvms, self.vivaldi, self.monitor)
 
-        spec = scheduler_spec(self.scheduler.name)
-        table = self.dvms if spec.name == "dvms" else {}
-        return _build_config(spec.name, spec.config_class, table)
+    def node_plan(self) -> NodePlan:
+        """What every simulated node runs (``dvms.node``)."""
+        return node_plan(
+            self.node_tables, seed=self.run.seed, trace_period_s=self.trace.coord_period_s
+        )
 
 
 SECTIONS: dict[str, type[Any]] = {
     "run": RunConfig,
     "infrastructure": InfrastructureConfig,
     "load": LoadConfig,
-    "scheduler": SchedulerConfig,
-    "overlay": OverlayConfig,
-    "vivaldi": VivaldiSection,
-    "monitor": MonitorConfig,
+    **NODE_SECTIONS,
     "power": PowerConfig,
     "migration": MigrationConfig,
     "faults": FaultsConfig,
     "trace": TraceConfig,
 }
-"""Sections with their dataclass (``dvms`` is a free table checked by the DVMS config)."""
-
-
-def _build_config(section: str, cls: type[Any] | None, table: Mapping[str, Any]) -> Any:
-    if cls is None:
-        if table:
-            key = sorted(table)[0]
-            raise InputError(f"{section}.{key}: unknown key; this scheduler takes no options")
-        return None
-    if not dataclasses.is_dataclass(cls):
-        return cls(**table)
-    return parse_section(section, cls, table)
+"""Sections with their dataclass (the node tables are ``dvms.node``'s)."""
 
 
 def default_toml() -> str:
@@ -135,14 +131,9 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     """Validate a TOML-like mapping (sections → tables) into a ``Scenario``."""
     values: dict[str, Any] = {}
     for section, table in data.items():
-        if section == "dvms":
-            if not isinstance(table, dict):
-                raise InputError(f"[dvms]: must be a table, got {table!r}")
-            values["dvms"] = dict(table)
-            continue
         cls = SECTIONS.get(section)
         if cls is None:
-            allowed = ", ".join([*SECTIONS, "dvms"])
+            allowed = ", ".join(SECTIONS)
             raise InputError(f"[{section}]: unknown section; allowed: {allowed}")
         values[section] = parse_section(section, cls, table)
     scenario = Scenario(**values)
@@ -152,8 +143,6 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
 
 def _check(s: Scenario) -> None:
     """Checks across fields (single fields are checked by their section)."""
-    from sim.schedulers import scheduler_spec
-
     infra = s.infrastructure
     if infra.vm_intensity_min > infra.vm_intensity_max:
         raise InputError(
@@ -190,37 +179,20 @@ def _check(s: Scenario) -> None:
                 f"faults.crashes[{i}].host = {crash.host!r}: not a host of this run "
                 f"(h0000..{_host_name(hosts - 1)})"
             )
-    spec = scheduler_spec(s.scheduler.name)
-    if spec.name == "dvms" or s.dvms:
-        dvms_spec = scheduler_spec("dvms") if "dvms" in _registered() else None
-        if dvms_spec is not None:
-            _build_config("dvms", dvms_spec.config_class, s.dvms)
-    from sim.infrastructure import resolve_sites
-
+    s.node_plan()  # the scheduler's name (a registered one or an import path) resolves
     if len(resolve_sites(infra.sites)) > infra.hosts:
         raise InputError(
             f"infrastructure.hosts = {infra.hosts}: fewer hosts than sites "
             f"({len(resolve_sites(infra.sites))}); allowed: at least one host per site"
         )
-    s.vivaldi.service_config()
     check_faults(s.faults, infra, s.run.duration_s)
 
 
-def _registered() -> list[str]:
-    from sim.schedulers import SCHEDULERS
-
-    return sorted(SCHEDULERS)
-
-
 def _host_name(index: int) -> str:
-    from sim.infrastructure import host_name
-
     return host_name(index)
 
 
 def _is_host(name: str, hosts: int) -> bool:
-    from sim.infrastructure import host_index
-
     index = host_index(name)
     return index is not None and 0 <= index < hosts
 
@@ -254,10 +226,7 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(s):
         value = getattr(s, f.name)
-        if isinstance(value, Mapping):
-            out[f.name] = dict(value)
-        else:
-            out[f.name] = value.to_dict()
+        out[f.name] = dvms_table(value) if isinstance(value, DvmsConfig) else value.to_dict()
     return out
 
 

@@ -1,4 +1,6 @@
-"""The scenario's sections: frozen dataclasses whose fields document and bound themselves.
+"""The world's sections of a scenario: frozen dataclasses whose fields document and bound
+themselves (the node tables, ``[scheduler]`` ``[overlay]`` ``[dvms]`` ``[vivaldi]``
+``[monitor]``, are ``dvms.node.config``'s, shared with agent configs).
 
 Fields are declared with ``dvms.config.option`` and parsed by ``dvms.config.parse_section``
 (the project's one validation mechanism), which names the first bad field.
@@ -7,12 +9,8 @@ Fields are declared with ``dvms.config.option`` and parsed by ``dvms.config.pars
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Mapping
-from typing import Any
 
-from dvms.config import Section, option, parse_section, plain, toml_value
-from dvms.errors import InputError
+from dvms.config import Section, option
 
 MAX_TIME_S = 1e9
 """Longest duration or time a scenario may name (~31 years): sums of times stay finite."""
@@ -30,16 +28,9 @@ __all__ = [
     "LinkCut",
     "LoadConfig",
     "MigrationConfig",
-    "MonitorConfig",
-    "OverlayConfig",
     "PowerConfig",
     "RunConfig",
-    "SchedulerConfig",
     "TraceConfig",
-    "VivaldiSection",
-    "option",
-    "parse_section",
-    "toml_value",
 ]
 
 
@@ -138,48 +129,6 @@ class LoadConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class SchedulerConfig(Section):
-    name: str = option("centralized", "none, centralized, or another registered scheduler.")
-    period_s: float = option(
-        30.0, "Centralised scheduler period (s).", lo=MIN_PERIOD_S
-    )
-    planner: str = option("repair", "Planner: repair or cpsat.", choices=("repair", "cpsat"))
-    headroom: float = option(
-        0.2,
-        "Fraction of a destination's CPU capacity the repair heuristic keeps free when it "
-        "can (destinations packed to 90 % are overloaded again by the next load changes "
-        "while a 30 s solve is charged; 0.2 keeps them at <= 80 %).",
-        lo=0,
-        hi=1,
-        hi_open=True,
-    )
-    cost: str = option(
-        "exact-model",
-        "Solve time charged to the clock: exact-model (deterministic) or measured (wall).",
-        choices=("exact-model", "measured"),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class OverlayConfig(Section):
-    name: str = option(
-        "lbo", "Overlay for DVMS: lbo, ring or random.", choices=("lbo", "ring", "random")
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class MonitorConfig(Section):
-    mode: str = option(
-        "push",
-        "push (the hypervisor notifies every demand change) or poll.",
-        choices=("push", "poll"),
-    )
-    period_s: float = option(
-        1.0, "Polling period (s) in poll mode.", lo=MIN_PERIOD_S
-    )
-
-
-@dataclasses.dataclass(frozen=True)
 class PowerConfig(Section):
     idle_w: float = option(100.0, "Power of an idle host (W).", lo=0, hi=MAX_POWER_W)
     max_w: float = option(200.0, "Power of a fully used host (W).", lo=0, hi=MAX_POWER_W)
@@ -261,47 +210,3 @@ class TraceConfig(Section):
     coord_period_s: float = option(
         300.0, "Period of 'vivaldi.coord' samples per node (s).", lo=MIN_PERIOD_S
     )
-
-
-VIVALDI_DEFAULTS: Mapping[str, Any] = {"fast_period_s": 2.0, "fast_rounds": 90, "period_s": 60.0}
-"""The world's defaults for the Vivaldi service: a three-minute warm-up at the DVMS
-prototype's pace (a round every 2 s), then a round every 60 s (the prototype's 2 s
-throughout would mean 36M messages per simulated hour on 10,000 hosts). The warm-up fills
-the close-node tables before most ISPs start (docs/scenario.md); ~2 % median error on
-1,000 hosts after an hour."""
-
-
-@dataclasses.dataclass(frozen=True)
-class VivaldiSection(Section):
-    """``enabled`` plus any field of the Vivaldi service's config, passed through."""
-
-    enabled: bool = option(True, "Run the Vivaldi service on every host.")
-    options: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(VIVALDI_DEFAULTS))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, **{k: plain(v) for k, v in self.options.items()}}
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any]) -> VivaldiSection:
-        rest = dict(VIVALDI_DEFAULTS)
-        rest.update((k, v) for k, v in table.items() if k != "enabled")
-        enabled = table.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise InputError(f"vivaldi.enabled = {enabled!r}: must be true or false")
-        section = cls(enabled, rest)
-        section.service_config()
-        return section
-
-    def service_config(self) -> Any:
-        """The Vivaldi service config built from ``options`` (checked field by field)."""
-        try:
-            module = importlib.import_module("dvms.services.vivaldi")
-            config_class: type[Any] = module.VivaldiServiceConfig
-        except (ImportError, AttributeError):  # not built yet
-            if self.options:
-                key = sorted(self.options)[0]
-                raise InputError(f"vivaldi.{key}: unknown key; allowed: enabled") from None
-            return None
-        return parse_section("vivaldi", config_class, self.options)
-
-

@@ -2,9 +2,11 @@
 
 ``World(scenario, sink)`` assembles one run: sites and the ``GeoNetwork``, the hosts and VMs
 (``Infrastructure``), a ``SimRuntime`` sharing the world's ``simpy.Environment``, one
-``SimHypervisor`` per host, the node services the scheduler registry asks for (plus a
-Monitor and the Vivaldi service), and the world-side processes that are not actors: the
-load injector, migrations, power sampling and faults. Every trace event (the world's own and
+``SimHypervisor`` per host, every node's services from the one node assembly
+(``dvms.node``: the same functions the real agents call; the scheduler's coordinator, if
+any, on a ``controller`` node of its own with the world as its global view), and the
+world-side processes that are not actors: the load injector, migrations, power sampling
+and faults. Every trace event (the world's own and
 the behaviours') goes to ``sink``.
 
 Violations are tracked exactly on every change of a host's demand (``changed``); when the
@@ -21,7 +23,6 @@ import random
 import resource
 import sys
 import time
-import zlib
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
 from pathlib import Path
@@ -29,15 +30,24 @@ from typing import Any
 
 import simpy
 
+from dvms.errors import InputError
 from dvms.hypervisor import HypervisorChanged
 from dvms.metrics import MetricsCollector
-from dvms.scheduler import make_planner
-from dvms.scheduler.model import VM, Host, Planner
-from dvms.services.monitor import Monitor
+from dvms.node import (
+    bootstrap_peers,
+    coordinator_services,
+    make_node_overlay,
+    node_seed,
+    node_services,
+    ring_of,
+)
+from dvms.scheduler.model import VM, Host
+from dvms.services.vivaldi import VivaldiService
 from dvms.summary import build_summary, write_summary
 from dvms.trace import TraceWriter
-from peeractor import Address, Behaviour, NodeId
+from peeractor import Address, NodeId, message_tag
 from peeractor.sim import SimRuntime
+from sim.accuracy import median_error
 from sim.faults import FaultAction, link_pairs, plan_faults
 from sim.heap import long_lived_heap
 from sim.hypervisor import SimHypervisor
@@ -47,19 +57,15 @@ from sim.migration import MigrationEngine
 from sim.network import GeoNetwork
 from sim.power import PowerMeter
 from sim.scenario import Scenario, scenario_to_dict, scenario_to_toml
-from sim.schedulers import HostSetup, WorldSetup, scheduler_spec
-from sim.vivaldi_setup import VivaldiSetup
 
-__all__ = ["Progress", "World", "simulate"]
+__all__ = ["CONTROLLER", "Progress", "World", "simulate"]
+
+CONTROLLER: NodeId = "controller"
+"""Node of a scheduler's coordinator in simulation (at the first site; not a host)."""
 
 Sink = Callable[[dict[str, Any]], None]
 Progress = Callable[[float, float, int, int], None]
 """``progress(now_s, duration_s, events, violations)``, called between chunks of the run."""
-
-
-def stream_seed(seed: int, name: str) -> int:
-    """A stable per-purpose seed (crc32, never Python's randomised ``hash``)."""
-    return zlib.crc32(f"{seed}:{name}".encode()) ^ (seed << 32)
 
 
 class World:
@@ -71,12 +77,11 @@ class World:
         seed = sc.run.seed
         self.env = env if env is not None else simpy.Environment()
         self.sites = resolve_sites(sc.infrastructure.sites)
-        self.spec = scheduler_spec(sc.scheduler.name)
-        self.scheduler_config = sc.scheduler_config()
+        self.plan = sc.node_plan()
         load = sc.load
         cap = load.max_per_vcpu * sc.infrastructure.vm_vcpus
         self.distribution = LoadDistribution(load.mean, load.sd, load.slot, cap, load.distribution)
-        self.load_rng = random.Random(stream_seed(seed, "load"))
+        self.load_rng = random.Random(node_seed(seed, "load"))
         vms = sc.infrastructure.hosts * sc.infrastructure.vms_per_host
         initial = (
             [self.distribution.draw(self.load_rng) for _ in range(vms)]
@@ -86,13 +91,11 @@ class World:
         self.replay = read_load_trace(load.replay_file) if load.mode == "replay" else None
         site_names = [s.name for s in self.sites]
         self.infra = Infrastructure.build(
-            sc.infrastructure, site_names, random.Random(stream_seed(seed, "vms")), initial
+            sc.infrastructure, site_names, random.Random(node_seed(seed, "vms")), initial
         )
         if self.replay is not None:
             for ev in self.replay:
                 if ev.vm not in self.infra.vm_by_id:
-                    from dvms.errors import InputError
-
                     raise InputError(f"load.replay_file: unknown VM {ev.vm!r} at t={ev.t}")
         site_of = {h.id: h.site for h in self.infra.hosts}
         self.network = GeoNetwork(
@@ -113,7 +116,8 @@ class World:
         self.violations = 0
         self.overloaded = 0
         """Hosts overloaded now (live ones)."""
-        self.vivaldi: VivaldiSetup | None = None
+        self.vivaldi: dict[NodeId, VivaldiService] = {}
+        """Each host's Vivaldi service (empty when Vivaldi is off)."""
         self._host_models = {
             h.id: Host(h.id, h.cpu_capacity, h.memory_mib, h.site) for h in self.infra.hosts
         }
@@ -122,7 +126,7 @@ class World:
             [h.id for h in self.infra.hosts],
             site_of,
             sc.run.duration_s,
-            random.Random(stream_seed(seed, "faults")),
+            random.Random(node_seed(seed, "faults")),
         )
 
     # ----- the world's port for migrations and node services ---------------------------
@@ -137,8 +141,6 @@ class World:
         self.runtime.call_later(delay, fn)
 
     def reply(self, address: Address, message: object) -> None:
-        from peeractor import message_tag
-
         tag = message_tag(type(message))
         self.injected[tag] = self.injected.get(tag, 0) + 1
         if self.runtime.is_alive(address[0]):
@@ -202,12 +204,6 @@ class World:
 
     # ----- assembly ----------------------------------------------------------------------
 
-    def _planner(self) -> Planner:
-        sc = self.scenario.scheduler
-        return make_planner(
-            sc.planner, cost=sc.cost, headroom=sc.headroom, seed=self.scenario.run.seed
-        )
-
     def start(self) -> None:
         """Emit the initial state, add the nodes, start the world's processes."""
         sc = self.scenario
@@ -224,35 +220,24 @@ class World:
             )
         for host in self.infra.hosts:
             self.changed(host)
-        spec = self.spec
-        if sc.vivaldi.enabled or spec.uses_overlay:
-            self.vivaldi = VivaldiSetup(self, sc)
-        monitor_period = sc.monitor.period_s if sc.monitor.mode == "poll" else None
+        plan = self.plan
+        nodes = [h.id for h in self.infra.hosts]
+        ring = ring_of(plan, nodes)
         for host in self.infra.hosts:
+            bootstrap = bootstrap_peers(plan.seed, host.id, nodes)
+            overlay = None
+            if plan.uses_overlay:
+                overlay = make_node_overlay(plan, host.id, bootstrap, ring)
             hv = self.hypervisors[host.id]
-            services: list[Behaviour] = []
-            overlay = self.vivaldi.overlay(host.id) if self.vivaldi else None
-            if self.vivaldi and sc.vivaldi.enabled:
-                vivaldi = self.vivaldi.service(host.id)
-                if vivaldi is not None:
-                    services.append(vivaldi)
-            if spec.monitor:
-                services.append(Monitor(hv, monitor_period, (host.id, spec.monitor_target)))
-            setup = HostSetup(
-                host.id,
-                host.site,
-                hv,
-                overlay if spec.uses_overlay else None,
-                self._planner,
-                self.scheduler_config,
-                sc,
-            )
-            services.extend(spec.host_services(setup))
+            services = node_services(plan, host.id, host.site, hv, overlay, bootstrap)
+            for service in services:
+                if isinstance(service, VivaldiService):
+                    self.vivaldi[host.id] = service
             self.runtime.add_node(host.id, services)
-        world = WorldSetup(self, self.sites[0].name, self._planner, self.scheduler_config, sc)
-        for node, extra in spec.extra_nodes(world):
-            self.network.add_node(node, self.sites[0].name)
-            self.runtime.add_node(node, list(extra))
+        coordinator = coordinator_services(plan, self, nodes)
+        if coordinator:
+            self.network.add_node(CONTROLLER, self.sites[0].name)
+            self.runtime.add_node(CONTROLLER, coordinator)
         if sc.faults.loss_rate > 0:
             self.emit("fault.loss", "world", rate=sc.faults.loss_rate)
         if self.replay is not None:
@@ -325,6 +310,17 @@ class World:
                 self._end_violation(host, open=True)
         self._power_sample()
 
+    def vivaldi_error(self) -> float | None:
+        """Median relative RTT error of the live hosts' coordinates (None: Vivaldi off)."""
+        if not self.vivaldi:
+            return None
+        coords = {
+            node: service.coordinate
+            for node, service in self.vivaldi.items()
+            if self.infra.host_by_id[node].alive
+        }
+        return median_error(coords, self.network.rtt, self.scenario.run.seed)
+
     def messages(self) -> dict[str, int]:
         """Messages by type: sent by behaviours, plus those the world injected."""
         counts = dict(self.runtime.stats.by_type)
@@ -393,11 +389,9 @@ def simulate(
             world.run(report)
         world.finish()
         lost = world.infra.lost_vms()
-        vivaldi_error = (
-            world.vivaldi.median_error() if world.vivaldi and sc.vivaldi.enabled else None
-        )
+        vivaldi_error = world.vivaldi_error()
     wall = time.perf_counter() - started
-    spec = world.spec
+    spec = world.plan.spec
     # events processed: trace events plus messages handed to behaviours
     processed = metrics.events + world.runtime.stats.delivered
     fields: dict[str, Any] = {

@@ -1,7 +1,8 @@
 """A small hand-made cluster to exercise the DVMS protocol without the full world.
 
-Real components throughout (SimRuntime, Monitor, DvmsService, overlays, RepairPlanner); only
-the hosts are a minimal model: a VM is on exactly one host, a migration takes
+Real components throughout (SimRuntime, and every node's services from the one node assembly,
+``dvms.node.node_services``: Monitor, DvmsService, RepairPlanner); only the hosts are a
+minimal model: a VM is on exactly one host, a migration takes
 ``migration_s``, reserves its memory on the destination while it runs, and fails (the VM
 staying at its source) when the destination lacks memory or either end crashed.
 """
@@ -12,12 +13,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dvms.hypervisor import HostCapacity, HypervisorChanged, MigrationResult, VMSample
+from dvms.hypervisor import HostCapacity, HypervisorChanged, MigrationResult, VMSample, demand_of
+from dvms.node import NodePlan, SchedulerConfig, node_services
 from dvms.overlay import LboOverlay, RandomOverlay, RingOverlay, build_ring
 from dvms.overlay.base import Overlay
 from dvms.protocol import DvmsConfig, DvmsService
-from dvms.scheduler import RepairPlanner
-from dvms.services.monitor import Monitor
 from dvms.vivaldi import Coordinate
 from peeractor import Address, NodeId
 from peeractor.network import UniformLatency
@@ -41,6 +41,9 @@ class ToyHypervisor:
                 VMSample(vm, 1, c.vm_mib, c.demand[vm], vm in c.moving)
                 for vm in sorted(c.vms_on[self.node])
             ]
+
+    def demand_totals(self) -> tuple[float, int]:
+        return demand_of(self.vms())
 
     def migrating(self) -> bool:
         with self.cluster.lock:
@@ -104,12 +107,20 @@ class ToyCluster:
                 self.demand[vm] = 0.0
                 self.vms_on[node].add(vm)
         ring = build_ring(self.nodes, _rng(seed), successors=8)
+        plan = NodePlan(
+            seed=seed,
+            scheduler=SchedulerConfig(name="dvms", headroom=0.1),
+            overlay=overlay,
+            dvms=config or DvmsConfig(),
+            vivaldi=None,
+        )
         for node in self.nodes:
             hv = ToyHypervisor(self, node)
             ov = self._overlay(overlay, node, ring, seed, positions)
-            dvms = DvmsService(hv, ov, RepairPlanner(), config)
+            services = node_services(plan, node, "", hv, ov, ())
+            dvms = next(s for s in services if isinstance(s, DvmsService))
             self.services[node] = dvms
-            self.rt.add_node(node, [Monitor(hv), dvms])
+            self.rt.add_node(node, services)
 
     def _overlay(
         self,

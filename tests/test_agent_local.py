@@ -16,8 +16,9 @@ import pytest
 
 pytest.importorskip("libvirt")
 
-from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_agent_config
+from deploy.agent_config import AgentConfig, PeerConfig, render_agent_config
 from dvms.hypervisor import HostCapacity
+from dvms.node import parse_node_tables
 from dvms.trace import read_events, read_header
 from peeractor.keys import generate_run_keys
 
@@ -36,7 +37,9 @@ def config(tmp: Path, node: str, ports: dict[str, int], key_dir: Path) -> Path:
                       libvirt_uri="test:///default", key_dir=key_dir,
                       output_dir=tmp / node, seed=7,
                       capacity=HostCapacity(cpu=1000.0, memory_mib=8192), peers=peers,
-                      agent=AgentTuning(vivaldi_period_s=0.5))
+                      tables=parse_node_tables({
+                          "scheduler": {"name": "dvms"},
+                          "vivaldi": {"fast_period_s": 0.5, "period_s": 0.5}}))
     path = tmp / f"{node}.toml"
     path.write_text(render_agent_config(cfg))
     return path
@@ -92,3 +95,12 @@ def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == f"dvms agent: error: {path}: listen: missing (required)\n"
+    path.write_text('node = "x"\nlisten = "tcp://127.0.0.1:1"\nlibvirt_uri = "test:///default"\n'
+                    'key_dir = "k"\noutput_dir = "o"\n[scheduler]\nplanner = "nope.nothing:Cls"\n')
+    proc = subprocess.run([sys.executable, "-m", "dvms", "agent", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"dvms agent: error: {path}: scheduler.planner") or \
+        proc.stderr.startswith(f"dvms agent: error: {path}: planner 'nope.nothing:Cls': "
+                               "cannot import 'nope.nothing'"), proc.stderr
+    assert proc.stderr.count("\n") == 1

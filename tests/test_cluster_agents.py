@@ -23,6 +23,7 @@ def test_every_other_host_is_a_peer(tmp_path: Path) -> None:
         state.hosts.append(LibvirtdHost(name=f"h{i}", netns=f"x-h{i}", ip=f"10.9.0.{i + 1}",
                                         base=tmp_path / f"h{i}", cgroup=f"libvirt-x-h{i}"))
     cfgs = agent_configs(state, capacity=HostCapacity(50.0, 1024), tuning=AgentTuning())
+    assert cfgs[0].tables.scheduler.name == "dvms" and cfgs[0].tables.dvms.min_partition_size == 2
     assert [c.node for c in cfgs] == ["h0", "h1", "h2"]
     h1 = cfgs[1]
     assert h1.listen == "tcp://10.9.0.2:7100"

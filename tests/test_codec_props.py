@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import dvms.hypervisor
 import dvms.protocol.messages
 import dvms.services.central
+import dvms.services.coordinator
 import dvms.services.monitor
 import dvms.services.vivaldi
 import tests.zmq_node
@@ -35,6 +36,7 @@ from peeractor.message import registered_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (dvms.hypervisor, dvms.protocol.messages, dvms.services.central,
+           dvms.services.coordinator,
            dvms.services.monitor, dvms.services.vivaldi, tests.zmq_node)
 """Modules registering the project's messages (imported here and in the child)."""
 PROJECT_TAGS = sorted(tag for tag, cls in registered_tags().items()

@@ -60,7 +60,7 @@ def test_scenario_dvms_table_builds_the_config() -> None:
         None,
         {"scheduler.name": "dvms", "dvms.partition_timeout_s": 3.5, "infrastructure.hosts": 16},
     )
-    config = scenario.scheduler_config()
+    config = scenario.node_plan().dvms
     assert isinstance(config, DvmsConfig) and config.partition_timeout_s == 3.5
     with pytest.raises(InputError, match=r"dvms\.min_partition_size"):
         load_scenario(None, {"scheduler.name": "dvms", "dvms.min_partition_size": 0})

@@ -189,7 +189,7 @@ def test_make_planner() -> None:
     assert default.time_limit_s(1000) == 30.0
     with pytest.raises(InputError, match=r"unknown 'greedy'; allowed: cpsat, repair"):
         make_planner("greedy")
-    with pytest.raises(InputError, match=r"unknown 'wall'; allowed: exact-model, measured, model"):
+    with pytest.raises(InputError, match=r"unknown 'wall'; allowed: exact-model, measured"):
         make_planner("repair", cost="wall")
     with pytest.raises(InputError, match=r"time_limit_s=-1"):
         make_planner("cpsat", time_limit_s=-1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dvms.hypervisor import HostCapacity, HypervisorChanged, MigrationResult, VMSample
+from dvms.hypervisor import HostCapacity, HypervisorChanged, MigrationResult, VMSample, demand_of
 from dvms.scheduler import make_planner
-from dvms.scheduler.model import VM, Host
-from dvms.services.central import CentralScheduler, overloaded_count
+from dvms.scheduler.model import VM, Host, overloaded_hosts
+from dvms.services.central import CentralScheduler
 from dvms.services.monitor import HostNormal, HostOverloaded, Monitor, host_demand
 from peeractor import Address, Behaviour, NodeId
 from peeractor.network import ConstantLatency
@@ -29,6 +29,9 @@ class FakeHypervisor:
 
     def vms(self) -> Sequence[VMSample]:
         return [VMSample(f"vm{i}", 1, 1024, d) for i, d in enumerate(self.demands)]
+
+    def demand_totals(self) -> tuple[float, int]:
+        return demand_of(self.vms())
 
     def migrating(self) -> bool:
         return False
@@ -121,6 +124,9 @@ class FakeView:
     def snapshot(self) -> tuple[Sequence[Host], Sequence[VM]]:
         return self.hosts, list(self.vms.values())
 
+    def overloaded_count(self) -> int:
+        return len(overloaded_hosts(*self.snapshot()))
+
     def migrate(self, vm: str, source: NodeId, destination: NodeId, reply_to: Address) -> None:
         now = self.rt.now()
         self.ordered.append((now, vm, source, destination))
@@ -185,7 +191,47 @@ def test_central_scheduler_back_to_back_when_it_overshoots() -> None:
     assert runs[1] == events[0]["t"]
 
 
-def test_overloaded_count() -> None:
-    hosts = [Host("a", 100.0, 2048), Host("b", 100.0, 1024)]
-    vms = [VM("x", "a", 150.0, 512), VM("y", "b", 10.0, 2048)]
-    assert overloaded_count(hosts, vms) == 2
+def test_overloaded_hosts() -> None:
+    hosts = [Host("a", 100.0, 2048), Host("b", 100.0, 1024), Host("c", 100.0, 1024)]
+    vms = [VM("x", "a", 150.0, 512), VM("y", "b", 10.0, 2048), VM("z", "c", 100.0, 1024)]
+    assert overloaded_hosts(hosts, vms) == ["a", "b"]
+
+
+class Settable(FakeHypervisor):
+    """One VM whose demand the test changes over time (polled, not pushed)."""
+
+    def __init__(self) -> None:
+        super().__init__("h0", [150.0], push=False)
+
+    def set(self, demand: float) -> None:
+        self.demands[0] = demand
+
+
+def test_monitor_traces_violations_on_real_hosts_and_can_report_nothing() -> None:
+    events: list[dict[str, Any]] = []
+    rt = SimRuntime(seed=1, trace=events.append)
+    hv, sink = Settable(), Recorder()
+    hv.capacity = lambda: HostCapacity(100.0, 4096)  # type: ignore[method-assign]
+    rt.add_node("h0", [Monitor(hv, 1.0, ("h0", "dvms"), trace_violations=True), sink])
+    quiet = Settable()
+    quiet.node = "h1"
+    quiet.capacity = hv.capacity  # type: ignore[method-assign]
+    rt.add_node("h1", [Monitor(quiet, 1.0, report=False, trace_violations=True), Recorder()])
+    rt.call_later(3.5, lambda: (hv.set(50.0), quiet.set(50.0)))
+    rt.call_later(6.5, lambda: hv.set(120.0))
+    rt.run(until=8.2)
+    violations = [e for e in events if e["type"].startswith("violation.") and e["node"] == "h0"]
+    assert violations == [
+        {"t": 0.0, "type": "violation.start", "node": "h0", "host": "h0", "cpu_demand": 150.0,
+         "cpu_capacity": 100.0, "mem_demand_mib": 1024, "memory_mib": 4096},
+        {"t": 4.0, "type": "violation.end", "node": "h0", "host": "h0", "duration_s": 4.0},
+        {"t": 7.0, "type": "violation.start", "node": "h0", "host": "h0", "cpu_demand": 120.0,
+         "cpu_capacity": 100.0, "mem_demand_mib": 1024, "memory_mib": 4096},
+    ]
+    got = [(t, type(m).__name__) for t, m in sink.got]
+    assert got == [(0.0, "HostOverloaded"), (1.0, "HostOverloaded"), (2.0, "HostOverloaded"),
+                   (3.0, "HostOverloaded"), (4.0, "HostNormal"), (7.0, "HostOverloaded"),
+                   (8.0, "HostOverloaded")]
+    # h1's monitor sends nothing but still traces its violation
+    assert [e["type"] for e in events if e["node"] == "h1"] == ["violation.start", "violation.end"]
+    assert not rt.peer("h1").services["dvms"].got  # type: ignore[attr-defined]

@@ -60,7 +60,7 @@ def check_run(out: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_centralized_run_is_sound_and_migrates(tmp_path: Path) -> None:
-    summary = simulate(small(**{"scheduler.name": "centralized"}), tmp_path)
+    summary = simulate(small(**{"scheduler.name": "centralized", "load.mean": 70.0}), tmp_path)
     events = check_run(tmp_path, summary)
     assert summary["migrations"] > 0
     assert summary["scheduler_runs"] >= 10
@@ -301,7 +301,7 @@ def test_snapshot_reflects_every_change(tmp_path: Path) -> None:
 
 
 def test_overloaded_count_matches_the_snapshot(tmp_path: Path) -> None:
-    from dvms.services.central import overloaded_count
+    from dvms.scheduler.model import overloaded_hosts
 
     world = World(small(**{"scheduler.name": "none", "load.mean": 70.0}), lambda e: None)
     world.start()
@@ -311,6 +311,6 @@ def test_overloaded_count_matches_the_snapshot(tmp_path: Path) -> None:
         if step == 10:
             world.crash(world.infra.hosts[2])
         hosts, vms = world.snapshot()
-        assert world.overloaded_count() == overloaded_count(hosts, vms)
+        assert world.overloaded_count() == len(overloaded_hosts(hosts, vms))
         checked += world.overloaded_count() > 0
     assert checked > 5

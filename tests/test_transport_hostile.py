@@ -27,6 +27,7 @@ import pytest
 import dvms.hypervisor
 import dvms.protocol.messages
 import dvms.services.central
+import dvms.services.coordinator
 import dvms.services.monitor
 import dvms.services.vivaldi
 from peeractor import Behaviour, message
@@ -39,6 +40,7 @@ from peeractor.zmq_transport import ZmqTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = (dvms.hypervisor, dvms.protocol.messages, dvms.services.central,
+           dvms.services.coordinator,
            dvms.services.monitor, dvms.services.vivaldi)
 RSS_BOUND_MIB = 32.0
 """Peak RSS of the receiver above its RSS before the attack (the oversize frames it

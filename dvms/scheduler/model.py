@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CPU_TOLERANCE", "VM", "Host", "Migration", "Plan", "Planner", "is_overloaded"]
+__all__ = [
+    "CPU_TOLERANCE",
+    "VM",
+    "Host",
+    "Migration",
+    "Plan",
+    "Planner",
+    "PlannerBase",
+    "is_overloaded",
+    "overloaded_hosts",
+]
 
 CPU_TOLERANCE = 1e-6
 """CPU demand may exceed capacity by this much (percent of a core) before a host counts as
@@ -78,3 +88,41 @@ class Planner(Protocol):
     def cost_s(self, hosts: int, vms: int) -> float:
         """Solve time charged to virtual time for a problem of this size (seconds)."""
         ...
+
+    def plan_partial(self, hosts: Sequence[Host], vms: Sequence[VM]) -> tuple[Plan, list[str]]:
+        """Best effort when ``plan`` finds none: a plan fixing the hosts it can, and the ids
+        of those it cannot (the centralised scheduler applies it). ``PlannerBase`` gives a
+        default that fixes nothing."""
+        ...
+
+
+class PlannerBase:
+    """A base for user planners: ``name`` from the class, no solve time, and a
+    ``plan_partial`` that applies ``plan`` when it succeeds and fixes nothing otherwise.
+    Subclasses implement ``plan`` (and may override ``cost_s`` and ``plan_partial``)."""
+
+    name = "user"
+
+    def plan(self, hosts: Sequence[Host], vms: Sequence[VM]) -> Plan | None:
+        raise NotImplementedError
+
+    def cost_s(self, hosts: int, vms: int) -> float:
+        return 0.0
+
+    def plan_partial(self, hosts: Sequence[Host], vms: Sequence[VM]) -> tuple[Plan, list[str]]:
+        plan = self.plan(hosts, vms)
+        if plan is not None:
+            return plan, []
+        return Plan(()), overloaded_hosts(hosts, vms)
+
+
+def overloaded_hosts(hosts: Sequence[Host], vms: Sequence[VM]) -> list[str]:
+    """Ids (sorted) of the hosts whose VMs want more CPU or memory than they have."""
+    cpu = {h.id: 0.0 for h in hosts}
+    mem = dict.fromkeys(cpu, 0)
+    for vm in vms:
+        cpu[vm.host] += vm.cpu_demand
+        mem[vm.host] += vm.memory_mib
+    return sorted(
+        h.id for h in hosts if is_overloaded(cpu[h.id], mem[h.id], h.cpu_capacity, h.memory_mib)
+    )

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from dvms.scheduler.cost import CostModel, SolveCostModel
 from dvms.scheduler.model import CPU_TOLERANCE as TOLERANCE
-from dvms.scheduler.model import VM, Host, Migration, Plan, is_overloaded
+from dvms.scheduler.model import VM, Host, Migration, Plan, overloaded_hosts
 
 __all__ = ["RepairConfig", "RepairPlanner", "overloaded_hosts"]
 """CPU slack (percent of a core) under which float sums count as within capacity."""
@@ -80,16 +80,6 @@ def _loads(
         cpu[vm.host] += vm.cpu_demand
         mem[vm.host] += vm.memory_mib
     return by_id, cpu, mem
-
-
-def overloaded_hosts(hosts: Sequence[Host], vms: Sequence[VM]) -> list[str]:
-    """Ids (sorted) of hosts whose VMs want more CPU or memory than they have."""
-    by_id, cpu, mem = _loads(hosts, vms)
-    return sorted(
-        h.id
-        for h in by_id.values()
-        if is_overloaded(cpu[h.id], mem[h.id], h.cpu_capacity, h.memory_mib)
-    )
 
 
 class _Destinations:

@@ -9,8 +9,13 @@ whose VM moved meanwhile or whose destination lacks room fails and is traced by 
 view), and it waits for every ``MigrationResult``. The next run starts at the next period
 boundary (``start + period_s``), or at once when this run overshot it (back-to-back).
 
-When the planner cannot fix every host (``plan`` returns None) and it offers
-``plan_partial`` (the repair heuristic does), the hosts it can fix are fixed.
+When the planner cannot fix every host (``plan`` returns None), ``plan_partial`` fixes the
+hosts it can.
+
+The view is the simulated world's (``GlobalView``, synchronous); on real hosts
+``dvms.services.coordinator.CentralCoordinator`` gathers the same snapshot over the
+transport and orders the same migrations through the hosts, by overriding ``gather`` and
+``order``.
 
 Emits ``scheduler.run`` {scheduler, hosts, vms, overloaded, migrations, compute_s, failed,
 duration_s} when a run's migrations have all ended. Runtime-agnostic: it only uses its
@@ -23,10 +28,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from dvms.hypervisor import MigrationResult
-from dvms.scheduler.model import VM, Host, Plan, Planner, is_overloaded
+from dvms.scheduler.model import VM, Host, Migration, Plan, Planner, overloaded_hosts
 from peeractor import Address, Behaviour, NodeId, message
 
-__all__ = ["CentralRun", "CentralScheduler", "GlobalView", "overloaded_count"]
+__all__ = ["CentralRun", "CentralScheduler", "GlobalView"]
 
 
 class GlobalView(Protocol):
@@ -40,8 +45,9 @@ class GlobalView(Protocol):
         """Start a migration; a ``MigrationResult`` is later sent to ``reply_to``."""
         ...
 
-    # Optional: ``overloaded_count() -> int``, the hosts of the snapshot that are overloaded
-    # now, when the view keeps it (the simulated world does, in O(1)); else it is computed.
+    def overloaded_count(self) -> int:
+        """Hosts of the snapshot overloaded now (the simulated world keeps it in O(1))."""
+        ...
 
 
 @message("central.Run")
@@ -58,18 +64,6 @@ class CentralApply:
     seq: int
 
 
-def overloaded_count(hosts: Sequence[Host], vms: Sequence[VM]) -> int:
-    """Hosts whose VMs exceed their CPU capacity or memory."""
-    cpu = {h.id: 0.0 for h in hosts}
-    mem = dict.fromkeys(cpu, 0)
-    for vm in vms:
-        cpu[vm.host] += vm.cpu_demand
-        mem[vm.host] += vm.memory_mib
-    return sum(
-        1 for h in hosts if is_overloaded(cpu[h.id], mem[h.id], h.cpu_capacity, h.memory_mib)
-    )
-
-
 class CentralScheduler(Behaviour):
     """Periodic global planning; see the module docstring."""
 
@@ -77,7 +71,7 @@ class CentralScheduler(Behaviour):
 
     def __init__(
         self,
-        view: GlobalView,
+        view: GlobalView | None,
         planner: Planner,
         *,
         period_s: float = 30.0,
@@ -103,7 +97,7 @@ class CentralScheduler(Behaviour):
 
     def on_receive(self, message: object) -> None:
         if isinstance(message, MigrationResult):
-            self._result(message)
+            self.result(message)
         elif isinstance(message, CentralApply) and message.seq == self._seq:
             self._apply()
         elif isinstance(message, CentralRun) and message.seq == self._seq:
@@ -111,22 +105,34 @@ class CentralScheduler(Behaviour):
 
     def _run(self) -> None:
         self._started_at = self.now()
+        self.gather()
+
+    def gather(self) -> None:
+        """Take the global snapshot and plan over it (the real coordinator gathers it)."""
+        assert self.view is not None
         hosts, vms = self.view.snapshot()
-        counter = getattr(self.view, "overloaded_count", None)
+        self.plan_over(hosts, vms, self.view.overloaded_count())
+
+    def plan_over(self, hosts: Sequence[Host], vms: Sequence[VM], overloaded: int | None) -> None:
+        """Plan over a snapshot; the plan is applied once its solve time has elapsed."""
         plan = self.planner.plan(hosts, vms)
         if plan is None:
-            partial = getattr(self.planner, "plan_partial", None)
-            plan = partial(hosts, vms)[0] if partial is not None else Plan(())
+            plan = self.planner.plan_partial(hosts, vms)[0]
         compute_s = self.planner.cost_s(len(hosts), len(vms))
         self._plan = plan
         self._stats = {
             "hosts": len(hosts),
             "vms": len(vms),
-            "overloaded": counter() if counter is not None else overloaded_count(hosts, vms),
+            "overloaded": len(overloaded_hosts(hosts, vms)) if overloaded is None else overloaded,
             "migrations": len(plan),
             "compute_s": compute_s,
         }
         self.schedule(compute_s, CentralApply(self._seq))
+
+    def order(self, migration: Migration) -> None:
+        """Start one migration of the plan; its ``MigrationResult`` comes back here."""
+        assert self.view is not None
+        self.view.migrate(migration.vm, migration.source, migration.destination, self.address)
 
     def _apply(self) -> None:
         plan = self._plan
@@ -134,11 +140,11 @@ class CentralScheduler(Behaviour):
         self._pending = len(plan)
         self._failed = 0
         for migration in plan.migrations:
-            self.view.migrate(migration.vm, migration.source, migration.destination, self.address)
+            self.order(migration)
         if self._pending == 0:
             self._finish()
 
-    def _result(self, result: MigrationResult) -> None:
+    def result(self, result: MigrationResult) -> None:
         if self._pending <= 0:
             return
         self._pending -= 1

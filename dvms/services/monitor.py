@@ -18,6 +18,11 @@ Two ways to observe:
   seconds (``DEFAULT_POLL_S`` when the hypervisor cannot push and no period was given).
 
 In both modes the host is checked once right after start (a zero-delay timer).
+
+With ``trace_violations`` (real hosts, where no world watches every change) the monitor
+also emits ``violation.start`` when it first sees the host overloaded and ``violation.end``
+(with the duration) when it sees it back to normal; with ``report=False`` it sends nothing
+(schedulers that do not react to overloads still get the violations traced).
 """
 
 from __future__ import annotations
@@ -70,21 +75,8 @@ class MonitorTick:
 
 
 def host_demand(hypervisor: Hypervisor) -> tuple[float, int]:
-    """(CPU demand, memory MiB) summed over the VMs the hypervisor lists now.
-
-    A hypervisor that keeps these sums itself may offer ``demand_totals() -> (cpu, mem)``
-    (the simulated one does: O(1) instead of one ``VMSample`` per VM per check).
-    """
-    totals = getattr(hypervisor, "demand_totals", None)
-    if totals is not None:
-        cpu_mem: tuple[float, int] = totals()
-        return cpu_mem
-    cpu = 0.0
-    mem = 0
-    for vm in hypervisor.vms():
-        cpu += vm.cpu_demand
-        mem += vm.memory_mib
-    return cpu, mem
+    """(CPU demand, memory MiB) summed over the VMs the hypervisor lists now."""
+    return hypervisor.demand_totals()
 
 
 class Monitor(Behaviour):
@@ -97,12 +89,19 @@ class Monitor(Behaviour):
         hypervisor: Hypervisor,
         period_s: float | None = None,
         target: Address | None = None,
+        *,
+        report: bool = True,
+        trace_violations: bool = False,
     ) -> None:
         if period_s is not None and not period_s > 0:
             raise ValueError(f"monitor: period_s={period_s!r} must be > 0 or None (push)")
         self.hypervisor = hypervisor
         self.period_s = period_s
         self._target = target
+        self.report = report
+        self.trace_violations = trace_violations
+        self.violated_since: float | None = None
+        """When the current violation started (traced violations only)."""
         self.overloaded = False
         """Whether the last observation found the host overloaded."""
         self.checks = 0
@@ -143,10 +142,27 @@ class Monitor(Behaviour):
         cpu, mem = host_demand(self.hypervisor)
         if is_overloaded(cpu, mem, capacity.cpu, capacity.memory_mib):
             self.overloaded = True
-            self.send(
-                self.target,
-                HostOverloaded(self.node, cpu, capacity.cpu, mem, capacity.memory_mib),
-            )
+            if self.trace_violations and self.violated_since is None:
+                self.violated_since = self.now()
+                self.emit(
+                    "violation.start",
+                    host=self.node,
+                    cpu_demand=cpu,
+                    cpu_capacity=capacity.cpu,
+                    mem_demand_mib=mem,
+                    memory_mib=capacity.memory_mib,
+                )
+            if self.report:
+                self.send(
+                    self.target,
+                    HostOverloaded(self.node, cpu, capacity.cpu, mem, capacity.memory_mib),
+                )
         elif self.overloaded:
             self.overloaded = False
-            self.send(self.target, HostNormal(self.node))
+            if self.violated_since is not None:
+                self.emit(
+                    "violation.end", host=self.node, duration_s=self.now() - self.violated_since
+                )
+                self.violated_since = None
+            if self.report:
+                self.send(self.target, HostNormal(self.node))

@@ -46,8 +46,15 @@ def register(subparsers: Any) -> None:
                            "(all hosts share this machine; default 50)")
     p_up.add_argument("--host-memory-mib", type=int, default=1024,
                       help="memory capacity the agents declare per host (default 1024)")
-    p_up.add_argument("--planner", default="repair", help="repair | cpsat")
-    p_up.add_argument("--overlay", default="lbo", help="lbo | ring | random")
+    p_up.add_argument("--scheduler", default=None,
+                      help="scheduler of the agents: dvms (default), centralized or none")
+    p_up.add_argument("--planner", default=None,
+                      help="repair (default), cpsat, or package.module:Class")
+    p_up.add_argument("--overlay", default=None, help="lbo (default), ring or random")
+    p_up.add_argument("--node-tables", type=Path, default=None, metavar="TOML",
+                      help="a TOML file (e.g. a scenario) whose [scheduler], [overlay], "
+                           "[dvms], [vivaldi] and [monitor] tables the agents use, on top of "
+                           "the cluster's defaults")
     p_load = sub.add_parser("load", help="set a guest's CPU cap (percent of a core)")
     p_load.add_argument("vm")
     p_load.add_argument("percent", type=float)
@@ -76,14 +83,13 @@ def run(args: argparse.Namespace) -> int:
         for host in state.hosts:
             print(f"  {host.name} {host.ip} {host.uri}")
         if args.agents:
-            from deploy.agent_config import AgentTuning
-            from deploy.cluster_agents import agent_configs, start_agents
+            from deploy.cluster_agents import agent_configs, cluster_tables, start_agents
             from dvms.hypervisor import HostCapacity
 
-            tuning = AgentTuning(planner=args.planner, overlay=args.overlay)
             configs = agent_configs(
                 state, capacity=HostCapacity(cpu=args.host_cpu,
-                                             memory_mib=args.host_memory_mib), tuning=tuning)
+                                             memory_mib=args.host_memory_mib),
+                tables=cluster_tables(_table_overrides(args)))
             pids = start_agents(state, configs)
             print("agents: " + ", ".join(f"{n} (pid {p})" for n, p in sorted(pids.items())))
     elif args.action == "load":
@@ -103,3 +109,24 @@ def run(args: argparse.Namespace) -> int:
         removed = cluster.down(workdir)
         print("removed: " + (", ".join(removed) if removed else "nothing (no cluster)"))
     return 0
+
+
+def _table_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """Node tables from ``--node-tables`` and the flags (flags win)."""
+    import tomllib
+
+    from dvms.node import NODE_SECTIONS
+
+    out: dict[str, dict[str, object]] = {}
+    if args.node_tables is not None:
+        try:
+            data = tomllib.loads(args.node_tables.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"--node-tables {str(args.node_tables)!r}: {exc}") from None
+        out = {k: dict(v) for k, v in data.items() if k in NODE_SECTIONS and isinstance(v, dict)}
+    for flag, table, key in (("scheduler", "scheduler", "name"), ("planner", "scheduler",
+                             "planner"), ("overlay", "overlay", "name")):
+        value = getattr(args, flag)
+        if value is not None:
+            out.setdefault(table, {})[key] = value
+    return out
