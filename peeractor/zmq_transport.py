@@ -15,11 +15,18 @@ message that is not ``[node, service, payload]`` likewise. Each is also counted 
 ``max_socket_bytes`` is refused by ZeroMQ itself, which closes that connection without
 buffering it (counted "disconnected", like any closed connection). Handshakes that fail
 authentication are counted ("unauthorised").
+
+Fault injection (tests, benchmarks): ``inject_loss`` drops that fraction of the messages
+sent, counted "lost" like the simulator's network losses; when not given it is read from
+the environment variable ``PEERACTOR_INJECT_LOSS`` (default 0), so a whole cluster of
+unmodified agents can be run lossy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
 import threading
 from typing import TYPE_CHECKING
 
@@ -28,6 +35,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from peeractor import codec
+from peeractor._seed import stable_seed
 from peeractor.behaviour import NodeId
 from peeractor.codec import DEFAULT_LIMITS, CodecLimits
 from peeractor.errors import CodecError, PeerActorError
@@ -76,6 +84,7 @@ class ZmqTransport:
         hwm: int = 1000,
         limits: CodecLimits = DEFAULT_LIMITS,
         max_socket_bytes: int | None = None,
+        inject_loss: float | None = None,
     ) -> None:
         if hwm < 1:
             raise ValueError(f"hwm must be >= 1, got {hwm}")
@@ -84,6 +93,12 @@ class ZmqTransport:
             raise ValueError(
                 f"max_socket_bytes ({cap}) must be >= max_frame_bytes ({limits.max_frame_bytes})"
             )
+        if inject_loss is None:
+            inject_loss = _env_loss()
+        if not 0.0 <= inject_loss < 1.0:
+            raise ValueError(f"inject_loss must be in [0, 1), got {inject_loss}")
+        self.inject_loss = inject_loss
+        self._loss_rng = random.Random(stable_seed("peeractor.inject-loss", bind, os.getpid()))
         self.keys = keys
         self.bind = bind
         self.hwm = hwm
@@ -159,6 +174,9 @@ class ZmqTransport:
         if endpoint is None or runtime is None or self._closing.is_set():
             if runtime is not None:
                 runtime.count_drop("unknown-node" if endpoint is None else "stopped")
+            return
+        if self.inject_loss and self._loss_rng.random() < self.inject_loss:
+            runtime.count_drop("lost")
             return
         route = self._route(endpoint)
         try:
@@ -266,3 +284,13 @@ class ZmqTransport:
             self._auth.stop()
         if self._context is not None:
             self._context.term()
+
+
+def _env_loss() -> float:
+    text = os.environ.get("PEERACTOR_INJECT_LOSS", "").strip()
+    if not text:
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"PEERACTOR_INJECT_LOSS={text!r}: must be a number in [0, 1)") from None
