@@ -205,3 +205,20 @@ def test_the_issues_examples_are_one_line_errors(tmp_path: Path) -> None:
         assert status == 2, (extra, err.getvalue())
         assert expected in err.getvalue() and err.getvalue().count("\n") == 1, err.getvalue()
         assert not out.exists()
+
+
+def test_faults_that_would_explode_are_refused_up_front(tmp_path: Path) -> None:
+    big = ("[infrastructure]\nhosts = 8000\nvms_per_host = 1\nsites = ['lyon', 'rennes']\n"
+           "[faults]\nlink_cuts = [{t = 1.0, a = 'lyon', b = 'rennes'}]\n")
+    rate = render(BASE) + "[faults]\nlink_cut_rate_h = 1e6\n"
+    cases = {big: "'lyon' × 'rennes' is 16,000,000 host pairs; at most 10,000,000",
+             rate.replace('"duration_s" = 20.0', '"duration_s" = 7200.0'):
+                 "faults.link_cut_rate_h = 1000000.0: 2e+06 random cuts expected"}
+    for i, (text, expected) in enumerate(cases.items()):
+        path, out = tmp_path / f"f{i}.toml", tmp_path / f"out{i}"
+        path.write_text(text, encoding="utf-8")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["simulate", str(path), "--out", str(out), "--quiet"]) == 2
+        assert expected in err.getvalue(), err.getvalue()
+        assert not out.exists()
