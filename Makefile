@@ -36,6 +36,7 @@ demo: $(BASE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check peeractor dvms sim deploy tests bench scripts
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -12,16 +12,13 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_agent_config
-from deploy.cluster import LOADS, ClusterState, locate
+from deploy.cluster import LOADS, ClusterState, locate, stop_agents
 from dvms.errors import DvmsError, InputError
 from dvms.hypervisor import HostCapacity
 from dvms.node import NodeTables, parse_node_tables
@@ -101,43 +98,6 @@ def start_agents(state: ClusterState, configs: list[AgentConfig]) -> dict[str, i
         state.agents[cfg.node] = proc.pid
         state.save()
     return dict(state.agents)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def stop_agents(state: ClusterState, timeout_s: float = 20.0,
-                only: list[str] | None = None, sig: int = signal.SIGTERM) -> list[str]:
-    """Signal the agents (SIGKILL after ``timeout_s``); returns the hosts stopped."""
-    names = sorted(state.agents) if only is None else only
-    for name in names:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(state.agents[name], sig)
-    deadline = time.monotonic() + timeout_s
-    for name in names:
-        pid = state.agents[name]
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-        del state.agents[name]
-    state.save()
-    return names
 
 
 def _t0(agent_dir: Path) -> float | None:
