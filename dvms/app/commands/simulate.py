@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="simulated seconds")
     parser.add_argument("--scheduler", metavar="NAME", help="none, centralized, dvms, ...")
     parser.add_argument("--overlay", metavar="NAME", help="lbo, ring or random")
+    parser.add_argument(
+        "--planner",
+        metavar="NAME",
+        help="repair, cpsat, or your own by import path: package.module:Class",
+    )
     parser.add_argument("--seed", type=int, metavar="N", help="random seed")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/<name>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no table")
@@ -84,6 +89,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["scheduler.name"] = args.scheduler
     if args.overlay is not None:
         out["overlay.name"] = args.overlay
+    if args.planner is not None:
+        out["scheduler.planner"] = args.planner
     if args.seed is not None:
         out["run.seed"] = args.seed
     return out
