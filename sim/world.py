@@ -31,6 +31,7 @@ from typing import Any
 import simpy
 
 from dvms.errors import InputError
+from dvms.geo import resolve_sites
 from dvms.hypervisor import HypervisorChanged
 from dvms.metrics import MetricsCollector
 from dvms.node import (
@@ -51,7 +52,7 @@ from sim.accuracy import median_error
 from sim.faults import FaultAction, link_pairs, plan_faults
 from sim.heap import long_lived_heap
 from sim.hypervisor import SimHypervisor
-from sim.infrastructure import Infrastructure, SimHost, SimVM, resolve_sites
+from sim.infrastructure import Infrastructure, SimHost, SimVM
 from sim.load import LoadDistribution, poisson_process, read_load_trace, replay_process
 from sim.migration import MigrationEngine
 from sim.network import GeoNetwork

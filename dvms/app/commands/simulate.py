@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dvms.geo import SITE_PRESETS
+
 __all__ = ["add_arguments", "register", "run", "scenario_from_args"]
 
 
@@ -80,7 +82,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             sites[0]
             if len(sites) == 1
             and "," not in args.sites
-            and (sites[0] in ("grid5000", "wide-area", "world"))
+            and sites[0] in SITE_PRESETS
             else sites
         )
     if args.duration is not None:
