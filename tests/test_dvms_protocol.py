@@ -314,6 +314,7 @@ def test_the_same_protocol_runs_on_the_thread_runtime() -> None:
 
 def test_every_protocol_message_crosses_the_wire_codec() -> None:
     """What travels between processes (ZeroMQ) is encoded: every dvms.* message round-trips."""
+    from dvms.overlay.base import WireCoordinate
     from dvms.protocol import messages as m
     from peeractor.codec import decode, encode
 
@@ -329,7 +330,7 @@ def test_every_protocol_message_crosses_the_wire_codec() -> None:
         1.0,
         ("h9",),
         1,
-        ((0.01, 0.02), 1e-5, 0.2, 0.0),
+        WireCoordinate((0.01, 0.02), 1e-5, 0.2, 0.0),
         "h2",
         7,
     )

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from dvms.hypervisor import Hypervisor
-from dvms.overlay.base import Overlay
+from dvms.overlay.base import Overlay, WireCoordinate
 from dvms.protocol.config import DvmsConfig
 from dvms.protocol.messages import (
     DeadlineCheck,
@@ -27,7 +26,6 @@ from dvms.protocol.messages import (
 from dvms.protocol.partition import Leadership, Membership
 from dvms.scheduler.model import Planner, is_overloaded
 from dvms.services.monitor import host_demand
-from dvms.vivaldi import Coordinate
 from peeractor import Address, Behaviour, NodeId, Timer
 
 __all__ = ["SERVICE", "ProtocolBase"]
@@ -122,25 +120,15 @@ class ProtocolBase(Behaviour):
         cpu, mem = host_demand(self.hv)
         return is_overloaded(cpu, mem, capacity.cpu, capacity.memory_mib)
 
-    def own_coordinate(self) -> Any:
-        """This node's coordinate packed for the wire, if its overlay knows it."""
-        coordinate_of = getattr(self.overlay, "coordinate_of", None)
-        coordinate = coordinate_of(self.node) if coordinate_of is not None else None
-        if coordinate is None:
-            return None
-        return (tuple(coordinate.vec), coordinate.height, coordinate.error, coordinate.adjustment)
+    def own_coordinate(self) -> WireCoordinate | None:
+        """This node's coordinate for the wire, if its overlay knows it."""
+        coordinate = self.overlay.coordinate_of(self.node)
+        return None if coordinate is None else WireCoordinate.of(coordinate)
 
     def observe_initiator(self, token: TransmissionOfAnISP) -> None:
         """Tell the overlay the initiator's coordinate (LBO measures closeness from it)."""
-        packed = token.coordinate
-        if packed is not None and token.initiator != self.node:
-            vec, height, error, adjustment = packed
-            self.overlay.observe(
-                token.initiator, Coordinate(tuple(vec), height, error, adjustment)
-            )
-
-    def trace_members(self, members: tuple[NodeId, ...]) -> list[NodeId]:
-        return list(members)
+        if token.coordinate is not None and token.initiator != self.node:
+            self.overlay.observe(token.initiator, token.coordinate)
 
     # ----- nodes known to be booked ----------------------------------------------------
     def note_booked(self, nodes: Iterable[NodeId]) -> None:

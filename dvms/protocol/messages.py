@@ -6,8 +6,7 @@ requester arms a timer of ``request_timeout_s`` for each.
 
 from __future__ import annotations
 
-from typing import Any
-
+from dvms.overlay.base import WireCoordinate
 from peeractor import NodeId, message
 
 __all__ = [
@@ -71,7 +70,7 @@ class TransmissionOfAnISP:
     crossed and their partitions' members; never proposed again."""
     hops: int
     """Booked nodes crossed since the partition last grew."""
-    coordinate: Any
+    coordinate: WireCoordinate | None
     """The initiator's network coordinate (for locality-based overlays), or None."""
     sender: NodeId
     seq: int

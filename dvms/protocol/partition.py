@@ -18,9 +18,10 @@ overloaded by a stale CPU figure is noticed by its monitor and starts its own IS
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from dvms.hypervisor import Hypervisor
+from dvms.overlay.base import WireCoordinate
 from dvms.protocol.messages import HostSnapshot, TransmissionOfAnISP
 from dvms.scheduler.model import VM, Host, Plan
 from peeractor import NodeId, Timer
@@ -60,8 +61,8 @@ class Membership:
     claimed: int = -1
     """Initiator only: highest version granted to a claimant."""
     claimed_by: NodeId = ""
-    coordinate: Any = None
-    """The initiator's packed coordinate, carried by the travelling partition (LBO)."""
+    coordinate: WireCoordinate | None = None
+    """The initiator's coordinate, carried by the travelling partition (LBO)."""
 
     @property
     def size(self) -> int:
