@@ -28,9 +28,6 @@ class WireCoordinate(Coordinate):
             return c
         return WireCoordinate(c.vec, c.height, c.error, c.adjustment)
 
-    def to_coordinate(self) -> Coordinate:
-        return self
-
 
 class CloseNode(NamedTuple):
     """A close-node table entry known alive recently (what gossip relays)."""

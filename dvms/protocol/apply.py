@@ -104,9 +104,7 @@ class Applying(ProtocolBase):
         assert lead.plan is not None
         for migration in lead.plan.migrations:
             lead.orders[migration.vm] = Order(
-                source=migration.source,
-                destination=migration.destination,
-                memory_mib=migration.memory_mib,
+                source=migration.source, destination=migration.destination
             )
         lead.apply_deadline = self.schedule(self.config.apply_timeout_s, ApplyTimeout(part.id))
         for vm in list(lead.orders):

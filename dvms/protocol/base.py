@@ -18,8 +18,10 @@ from dvms.hypervisor import Hypervisor
 from dvms.overlay.base import Overlay, WireCoordinate
 from dvms.protocol.config import DvmsConfig
 from dvms.protocol.messages import (
+    CanIMergePartitionWithYou,
     DeadlineCheck,
     DissolvePartition,
+    IsThisVersionOfThePartitionStillValid,
     MergeProposal,
     MigrationReport,
     Recheck,
@@ -67,7 +69,8 @@ class PendingClaim:
     kind: ClaimKind
     token: TransmissionOfAnISP
     initiator: NodeId
-    message: object
+    message: IsThisVersionOfThePartitionStillValid | CanIMergePartitionWithYou
+    """The claim as sent (re-sent on timeout)."""
     timer: Timer
     tries: int = 0
     cancelled: bool = False

@@ -94,7 +94,9 @@ class Claims(ProtocolBase):
             )
         self.send(self.to(initiator), message)
         timer = self.schedule(self.config.request_timeout_s, ClaimTimeout(seq))
-        self.claims[seq] = PendingClaim(kind, token, initiator, message, timer)
+        self.claims[seq] = PendingClaim(
+            kind=kind, token=token, initiator=initiator, message=message, timer=timer
+        )
 
     def on_claim_reply(self, message: ClaimReply) -> None:
         pending = self.claims.pop(message.seq, None)

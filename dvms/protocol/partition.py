@@ -97,7 +97,6 @@ class Order:
 
     source: NodeId
     destination: NodeId
-    memory_mib: int
     round: int = 0
     acked: bool = False
     tries: int = 0

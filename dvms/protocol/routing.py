@@ -134,7 +134,7 @@ class Routing(ProtocolBase):
         sent = dataclasses.replace(token, sender=self.node, seq=seq)
         self.send(self.to(target), sent)
         timer = self.schedule(self.config.request_timeout_s, AckTimeout(seq))
-        self.acks[seq] = PendingAck(sent, target, back, timer)
+        self.acks[seq] = PendingAck(token=sent, target=target, back=back, timer=timer)
 
     def on_ack(self, message: TransmissionAck) -> None:
         pending = self.acks.pop(message.seq, None)
@@ -178,10 +178,11 @@ class Routing(ProtocolBase):
             else:
                 self.pass_on(token)
         elif part.state == BLOCKED and view.state == BLOCKED:
+            proposal = MergeProposal(token=token, via=self.node)
             if part.leader == self.node:
-                self.on_merge_proposal(MergeProposal(token, self.node))
+                self.on_merge_proposal(proposal)
             else:
-                self.send(self.to(part.leader), MergeProposal(token, self.node))
+                self.send(self.to(part.leader), proposal)
         else:
             self.pass_on(token)
 
