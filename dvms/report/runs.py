@@ -71,8 +71,12 @@ def run_warning(path: Path, summary: dict[str, Any]) -> str | None:
 
 
 def _check_dir(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"run directory {str(path)!r} does not exist")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise InputError(f"run directory {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"run directory {str(path)!r}: {exc.strerror or exc}") from None
     if not path.is_dir():
         raise InputError(f"run directory {str(path)!r} is not a directory")
 

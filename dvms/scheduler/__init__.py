@@ -2,7 +2,7 @@
 
 - ``RepairPlanner`` ("repair"): fast repair heuristic, the default.
 - ``CpSatPlanner`` ("cpsat"): exact OR-Tools CP-SAT model for small partitions.
-- Cost models charging solve time to the clock: ``SolveCostModel`` ("model", deterministic,
+- Cost models charging solve time to the clock: ``SolveCostModel`` ("exact-model", deterministic,
   the default) and ``MeasuredCost`` ("measured", wall time).
 
 ``make_planner(name, cost=...)`` builds one by name (the CLI and scenarios use it).
@@ -43,13 +43,13 @@ __all__ = [
 
 PLANNERS = ("cpsat", "repair")
 """Names accepted by ``make_planner``."""
-COST_MODELS = ("exact-model", "measured", "model")
-"""Names accepted by ``make_cost_model`` ("model" and "exact-model" are the same)."""
+COST_MODELS = ("exact-model", "measured")
+"""Names accepted by ``make_cost_model`` (a scenario's ``scheduler.cost``)."""
 
 
-def make_cost_model(name: str = "model") -> CostModel:
-    """``"model"``/``"exact-model"``: ``SolveCostModel()``; ``"measured"``: ``MeasuredCost()``."""
-    if name in ("model", "exact-model"):
+def make_cost_model(name: str = "exact-model") -> CostModel:
+    """``"exact-model"``: ``SolveCostModel()``; ``"measured"``: ``MeasuredCost()``."""
+    if name == "exact-model":
         return SolveCostModel()
     if name == "measured":
         return MeasuredCost()
@@ -59,7 +59,7 @@ def make_cost_model(name: str = "model") -> CostModel:
 def make_planner(
     name: str = "repair",
     *,
-    cost: str | CostModel = "model",
+    cost: str | CostModel = "exact-model",
     time_limit_s: float | None = None,
     headroom: float | None = None,
     seed: int = 0,
@@ -67,7 +67,8 @@ def make_planner(
     """A planner by name (``"repair"`` or ``"cpsat"``) with its cost model.
 
     ``time_limit_s`` (cpsat only; default VMPlaceS's ``min(30, hosts/8)``), ``headroom``
-    (fraction of CPU capacity the heuristic keeps free on destinations, default 0.1),
+    (fraction of CPU capacity the heuristic keeps free on destinations, default 0.2 as in
+    scenarios),
     ``seed`` (cpsat's solver seed). Unknown names or bad values raise ``InputError``.
     """
     model = make_cost_model(cost) if isinstance(cost, str) else cost
