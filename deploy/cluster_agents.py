@@ -23,6 +23,7 @@ from typing import Any
 from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_agent_config
 from deploy.cluster import LOADS, ClusterState, locate
 from dvms.errors import DvmsError, InputError
+from dvms.events import load as load_event
 from dvms.hypervisor import HostCapacity
 from dvms.provenance import provenance
 from dvms.summary import build_summary, write_summary
@@ -154,9 +155,8 @@ def load_events(loads: Path, origin: float) -> list[dict[str, Any]]:
             rec = json.loads(line)
             t = float(rec["t_unix"]) - origin
             if t >= 0:
-                events.append({"t": round(t, 6), "type": "load", "node": rec["host"],
-                               "vm": rec["vm"], "host": rec["host"],
-                               "load": float(rec["load"])})
+                events.append(load_event(round(t, 6), rec["host"], vm=rec["vm"],
+                                         host=rec["host"], load=float(rec["load"])))
     return events
 
 

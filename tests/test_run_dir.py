@@ -188,6 +188,32 @@ def test_stopping_a_live_run_leaves_it_interrupted(tmp_path: Path) -> None:
     assert source.feed.error is not None and "interrupted" in source.feed.error
 
 
+def test_ctrl_c_on_a_live_run_leaves_it_interrupted(tmp_path: Path) -> None:
+    out = tmp_path / "live"
+    proc = subprocess.Popen(
+        [*DVMS, "simulate", "--live", "--hosts", "18", "--duration", "600", "--speed", "10",
+         "--port", "0", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once the server listens and the run started
+        assert "live simulation (18 hosts" in line, line
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines() == [
+        f'dvms simulate: error: stopped; partial run in {out}/ (summary.json status '
+        '"interrupted")']
+    summary = _summary(out)
+    assert summary["status"] == "interrupted" and validate_summary(summary) == []
+    assert _leftovers(tmp_path) == []
+
+
 # ----- the CLI's one-line errors ---------------------------------------------------------
 
 

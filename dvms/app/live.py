@@ -11,6 +11,7 @@ stops (Ctrl-C), the simulation is stopped too and its directory is left with ``"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import threading
@@ -24,7 +25,7 @@ import simpy
 from dvms.dashboard.feed import LiveFeed, LiveSource
 from dvms.dashboard.replay import power_model_of_scenario
 from dvms.dashboard.state import InfraState
-from dvms.errors import DvmsError, InputError
+from dvms.errors import DvmsError, InputError, Interrupted
 
 __all__ = ["LiveStop", "parse_simulate_args", "serve_live", "start_live", "start_live_simulation"]
 
@@ -176,11 +177,10 @@ def serve_live(
               "(asked with --host): anyone who can reach this machine can see it",
               file=sys.stderr)
     print(f"dvms: {what} on http://{shown}:{real_port}/ (Ctrl-C to stop)", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the server stops
         serve(app, sock)
-    finally:
-        if not stop.finished.is_set():
-            stop.request()
-            print(f"dvms: stopped; partial run in {out}/ (summary.json status \"interrupted\")",
-                  file=sys.stderr)
+    if not stop.finished.is_set():
+        stop.request()
+        raise Interrupted(f"stopped; partial run in {out}/ (summary.json status "
+                          '"interrupted")')
     return 0
