@@ -102,7 +102,11 @@ class RunDirectory:
         """Rename the temporary directory onto the output (replacing an old run)."""
         out = self.final
         if out.is_dir():
-            self._check()  # nothing new appeared there meanwhile that we may not replace
+            try:
+                self._check()  # nothing appeared there meanwhile that we may not replace
+            except InputError as exc:
+                raise InputError(f"{exc} (it appeared during this run, whose files are in "
+                                 f"{str(self.tmp)!r})") from None
             shutil.rmtree(out)
         os.replace(self.tmp, out)
         return out

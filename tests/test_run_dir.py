@@ -163,6 +163,24 @@ def test_exception_inside_the_run_leaves_a_failed_run_and_is_raised(tmp_path: Pa
     assert _leftovers(tmp_path) == []
 
 
+def test_a_run_appearing_at_out_meanwhile_is_not_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+
+    def other_run(event: dict[str, object]) -> None:
+        if not out.exists():  # another process writes its run at the same --out
+            out.mkdir()
+            (out / "summary.json").write_text("{}")
+
+    scenario = load_scenario(None, {"infrastructure.hosts": 9, "run.duration_s": 60.0})
+    from dvms.errors import InputError
+
+    with pytest.raises(InputError, match="it appeared during this run, whose files are in"):
+        simulate(scenario, out, on_event=other_run)
+    assert (out / "summary.json").read_text() == "{}"
+    (kept,) = _leftovers(tmp_path)
+    assert _summary(tmp_path / kept)["status"] == "complete"
+
+
 def test_bad_input_found_before_the_run_leaves_nothing(tmp_path: Path) -> None:
     replay = tmp_path / "load.csv"
     replay.write_text("t,vm,load\n1.0,vm99999,50\n")
