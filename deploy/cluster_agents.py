@@ -25,7 +25,7 @@ from deploy.cluster import LOADS, ClusterState, locate
 from dvms.errors import DvmsError, InputError
 from dvms.events import load as load_event
 from dvms.hypervisor import HostCapacity
-from dvms.provenance import provenance
+from dvms.provenance import trace_header
 from dvms.summary import build_summary, write_summary
 from dvms.trace import TraceWriter, read_events, read_header
 
@@ -189,9 +189,8 @@ def merge_traces(agent_dirs: list[Path], out: Path, loads: Path | None = None) -
     if loads is not None:
         events += load_events(loads, origin)
     events.sort(key=lambda e: e["t"])
-    merged_header: dict[str, Any] = {"t0_unix": origin, "agents": [d.name for d in agent_dirs],
-                                     "truncated": truncated, "source": "dvms agents (merged)",
-                                     "provenance": provenance()}
+    merged_header = trace_header({"t0_unix": origin, "agents": [d.name for d in agent_dirs],
+                                  "truncated": truncated, "source": "dvms agents (merged)"})
     with TraceWriter(out, header=merged_header) as writer:
         for event in events:
             writer.write(event)

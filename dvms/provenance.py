@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import platform
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dvms import __version__
 
-__all__ = ["git_commit", "provenance"]
+__all__ = ["git_commit", "provenance", "trace_header"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,3 +77,8 @@ def provenance() -> dict[str, str | None]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def trace_header(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A trace header (``TraceWriter(header=...)``): ``fields``, then ``provenance``."""
+    return {**fields, "provenance": provenance()}

@@ -27,7 +27,7 @@ import simpy
 
 from dvms.errors import InputError
 from dvms.metrics import MetricsCollector
-from dvms.provenance import provenance
+from dvms.provenance import trace_header
 from dvms.rundir import RunDirectory, interruptible
 from dvms.summary import build_summary, write_summary
 from dvms.trace import TraceWriter
@@ -51,14 +51,13 @@ def _peak_rss_mib() -> float:
 
 
 def _header(sc: Scenario) -> dict[str, Any]:
-    return {
+    return trace_header({
         "seed": sc.run.seed,
         "hosts": sc.infrastructure.hosts,
         "vms": sc.infrastructure.hosts * sc.infrastructure.vms_per_host,
         "duration_s": sc.run.duration_s,
         "scheduler": sc.scheduler.name,
-        "provenance": provenance(),
-    }
+    })
 
 
 def _fields(
