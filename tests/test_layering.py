@@ -41,3 +41,16 @@ def test_a_forbidden_import_breaks_them(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "node code imports neither sim, deploy, nor the application BROKEN" in result.stdout
     assert "dvms.protocol.base -> sim.world" in result.stdout
+
+
+def test_no_import_cycle() -> None:
+    import grimp
+
+    graph = grimp.build_graph(*PACKAGES)
+    cycles = sorted(
+        (module, imported)
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=imported, imported=module)
+    )
+    assert cycles == []

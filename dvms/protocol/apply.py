@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.hypervisor import MigrationResult
 from dvms.protocol.base import ORDER_CACHE_SIZE, Handlers, ProtocolBase
 from dvms.protocol.messages import (
@@ -70,19 +72,28 @@ class Applying(ProtocolBase):
             self.dissolve("no-violation", False)
             return
         if plan is None:
-            self.emit("partition.fail", partition=part.id, size=part.size, reason="no-plan")
+            emit_event(
+                self.emit,
+                events.partition_fail(
+                    self.now(), self.node, partition=part.id, size=part.size, reason="no-plan"
+                ),
+            )
             self.schedule(cost, SolveDone(partition=part.id, version=part.version, found=False))
             return
         lead.plan = plan
         part.view = dataclasses.replace(part.view, version=part.version + 1, state=COMPUTING)
         part.last_update = self.now()
         self.notify()
-        self.emit(
-            "partition.solve",
-            partition=part.id,
-            size=part.size,
-            migrations=len(plan),
-            compute_s=cost,
+        emit_event(
+            self.emit,
+            events.partition_solve(
+                self.now(),
+                self.node,
+                partition=part.id,
+                size=part.size,
+                migrations=len(plan),
+                compute_s=cost,
+            ),
         )
         lead.keepalive = self.schedule(self.config.keepalive_period_s, KeepAliveTick(part.id))
         self.schedule(cost, SolveDone(partition=part.id, version=part.version, found=True))
@@ -181,7 +192,12 @@ class Applying(ProtocolBase):
         if order.source in part.members and order.source != self.node:
             members = tuple(m for m in part.members if m != order.source)
             part.view = dataclasses.replace(part.view, members=members)
-        self.emit("partition.fail", partition=part.id, size=part.size, reason="member-lost")
+        emit_event(
+            self.emit,
+            events.partition_fail(
+                self.now(), self.node, partition=part.id, size=part.size, reason="member-lost"
+            ),
+        )
         self.finish_if_done()
 
     def on_report(self, message: MigrationReport) -> None:
@@ -199,8 +215,15 @@ class Applying(ProtocolBase):
             if not solved:
                 part = self.part
                 assert part is not None
-                self.emit(
-                    "partition.fail", partition=part.id, size=part.size, reason="migration-failed"
+                emit_event(
+                    self.emit,
+                    events.partition_fail(
+                        self.now(),
+                        self.node,
+                        partition=part.id,
+                        size=part.size,
+                        reason="migration-failed",
+                    ),
                 )
             self.dissolve("solved" if solved else "migration-failed", solved)
 
@@ -209,7 +232,12 @@ class Applying(ProtocolBase):
         if part is None or self.lead is None or part.id != message.partition:
             return
         if part.state == COMPUTING:
-            self.emit("partition.fail", partition=part.id, size=part.size, reason="apply-timeout")
+            emit_event(
+                self.emit,
+                events.partition_fail(
+                    self.now(), self.node, partition=part.id, size=part.size, reason="apply-timeout"
+                ),
+            )
             self.dissolve("apply-timeout", False)
 
     # ----- orders (source side) --------------------------------------------------------

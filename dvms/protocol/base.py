@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.hypervisor import Hypervisor
 from dvms.overlay.base import Overlay, WireCoordinate
 from dvms.protocol.config import DvmsConfig
@@ -194,7 +196,10 @@ class ProtocolBase(Behaviour):
         """Become a member of ``part``."""
         assert self.part is None, f"{self.node} joins {part.id} while in {self.part}"
         self.part = part
-        self.emit("partition.join", partition=part.id, leader=part.leader)
+        emit_event(
+            self.emit,
+            events.partition_join(self.now(), self.node, partition=part.id, leader=part.leader),
+        )
         self.arm_deadline()
 
     def touch(self) -> None:
@@ -232,7 +237,10 @@ class ProtocolBase(Behaviour):
         else: the lead, if any, stays (a merge hands it over). Returns the membership."""
         part = self.part
         assert part is not None
-        self.emit("partition.leave", partition=part.id, reason=reason)
+        emit_event(
+            self.emit,
+            events.partition_leave(self.now(), self.node, partition=part.id, reason=reason),
+        )
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -255,13 +263,17 @@ class ProtocolBase(Behaviour):
         if self.own_isp is not None:
             isp, started = self.own_isp
             self.own_isp = None
-            self.emit(
-                "partition.dissolve",
-                partition=isp,
-                size=part.size,
-                reason=reason,
-                lifetime_s=now - started,
-                solved=solved,
+            emit_event(
+                self.emit,
+                events.partition_dissolve(
+                    self.now(),
+                    self.node,
+                    partition=isp,
+                    size=part.size,
+                    reason=reason,
+                    lifetime_s=now - started,
+                    solved=solved,
+                ),
             )
         self.drop_lead()
         self.note_free(part.members)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from typing import assert_never
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.protocol.base import ClaimKind, Handlers, PendingClaim, ProtocolBase
 from dvms.protocol.messages import (
     CanIMergePartitionWithYou,
@@ -201,12 +203,16 @@ class Claims(ProtocolBase):
         snaps = {s.node: s for s in token.snapshots}
         snaps[self.node] = snapshot(self.node, self.hv, now, self.site)
         self.lead = Leadership(snaps)
-        self.emit(
-            "partition.grow",
-            partition=token.view.id,
-            leader=self.node,
-            size=len(members),
-            members=list(members),
+        emit_event(
+            self.emit,
+            events.partition_grow(
+                self.now(),
+                self.node,
+                partition=token.view.id,
+                leader=self.node,
+                size=len(members),
+                members=list(members),
+            ),
         )
         self.notify()
         self.plan_or_grow()
@@ -226,6 +232,9 @@ class Claims(ProtocolBase):
         part.last_update = self.now()
         self.lead = Leadership({s.node: s for s in token.snapshots})
         part.coordinate = token.coordinate
-        self.emit("partition.block", partition=part.id, size=part.size)
+        emit_event(
+            self.emit,
+            events.partition_block(self.now(), self.node, partition=part.id, size=part.size),
+        )
         self.notify()
         self.grow()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.protocol.base import ClaimKind, Handlers, ProtocolBase
 from dvms.protocol.messages import MergeProposal, TransmissionOfAnISP
 from dvms.protocol.partition import BLOCKED, GROWING
@@ -94,12 +96,16 @@ class Merging(ProtocolBase):
             self.enter(self.led_from(token, members, now))
         survivor = self.part
         assert survivor is not None
-        self.emit(
-            "partition.merge",
-            partition=survivor.id,
-            absorbed=absorbed,
-            size=survivor.size,
-            members=list(survivor.members),
+        emit_event(
+            self.emit,
+            events.partition_merge(
+                self.now(),
+                self.node,
+                partition=survivor.id,
+                absorbed=absorbed,
+                size=survivor.size,
+                members=list(survivor.members),
+            ),
         )
         self.notify(absorbed=absorbed)
         self.plan_or_grow()

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.protocol.base import Handlers, PendingAck, ProtocolBase
 from dvms.protocol.messages import (
     AckTimeout,
@@ -55,7 +57,9 @@ class Routing(ProtocolBase):
         now = self.now()
         pid = f"{self.node}:{self.counter}"
         self.own_isp = (pid, now)
-        self.emit("isp.start", partition=pid, initiator=self.node)
+        emit_event(
+            self.emit, events.isp_start(self.now(), self.node, partition=pid, initiator=self.node)
+        )
         view = PartitionView(
             id=pid,
             initiator=self.node,
@@ -88,7 +92,12 @@ class Routing(ProtocolBase):
         assert part is not None
         limit = self.config.max_partition_size
         if limit and part.size >= limit:
-            self.emit("partition.fail", partition=part.id, size=part.size, reason="max-size")
+            emit_event(
+                self.emit,
+                events.partition_fail(
+                    self.now(), self.node, partition=part.id, size=part.size, reason="max-size"
+                ),
+            )
             self.dissolve("max-size", False)
             return
         self.route(self.token(part.state))
@@ -116,7 +125,12 @@ class Routing(ProtocolBase):
         part = self.part
         if part is not None and part.id == view.id and part.version == view.version:
             # the overlay knows nobody outside: the partition cannot grow (failed)
-            self.emit("partition.fail", partition=part.id, size=part.size, reason="no-next-node")
+            emit_event(
+                self.emit,
+                events.partition_fail(
+                    self.now(), self.node, partition=part.id, size=part.size, reason="no-next-node"
+                ),
+            )
             self.dissolve("no-next-node", False)
         else:
             self.send_back(token)

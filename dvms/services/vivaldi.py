@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.overlay.base import Overlay
 from dvms.services.peer_sample import PeerSample
 from dvms.services.vivaldi_config import VivaldiServiceConfig
@@ -117,7 +119,12 @@ class VivaldiService(Behaviour):
             self._on_round()
         elif isinstance(message, TraceTick):
             c = self.coordinate
-            self.emit("vivaldi.coord", vec=list(c.vec), height=c.height, error=c.error)
+            emit_event(
+                self.emit,
+                events.vivaldi_coord(
+                    self.now(), self.node, vec=list(c.vec), height=c.height, error=c.error
+                ),
+            )
             self.schedule(self.config.trace_period_s, message)
 
     # -- rounds -----------------------------------------------------------------------

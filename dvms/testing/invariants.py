@@ -6,7 +6,7 @@ Two entry points:
   to ``events.jsonl``) and returns an ``InvariantReport``, or raises ``ProtocolViolation``
   (an ``AssertionError``) listing every violation found;
 - ``run_invariants(scenario=None, ...)``: runs a small simulation with fault injection
-  (host crashes, 1 % message loss by default) through ``sim.world.simulate``, then checks
+  (host crashes, 1 % message loss by default) through ``sim.run.simulate``, then checks
   its trace and its summary.
 
 The invariants:
@@ -268,8 +268,8 @@ def run_invariants(
     import dataclasses
 
     from dvms.trace import read_events
+    from sim.run import simulate
     from sim.scenario import Scenario, load_scenario
-    from sim.world import simulate
 
     forced: dict[str, Any] = {"name": "dvms"}
     if planner is not None:
