@@ -7,9 +7,7 @@ ours and chosen so that message volume stays modest at 10,000 nodes.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from dvms.config import check_fields, option
 from dvms.errors import InputError
