@@ -32,10 +32,11 @@ sysdeps:
 	@bash scripts/install-sysdeps.sh
 
 demo: $(BASE)
-	$(BIN)/dvms demo --out $(OUT)
+	$(BIN)/dvms demo --force --out $(OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check peeractor dvms sim deploy tests bench scripts
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

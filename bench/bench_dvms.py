@@ -58,8 +58,8 @@ def run_fresh(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child(overrides: dict[str, Any]) -> None:
+    from sim.run import simulate
     from sim.scenario import load_scenario
-    from sim.world import simulate
 
     scenario = load_scenario(None, {"trace.compress": True, **overrides})
     with tempfile.TemporaryDirectory(prefix="bench-dvms-") as tmp:

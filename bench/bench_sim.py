@@ -46,8 +46,8 @@ KEYS = (
 
 
 def _child(hosts: int, duration: float) -> dict[str, Any]:
+    from sim.run import simulate
     from sim.scenario import load_scenario
-    from sim.world import simulate
 
     scenario = load_scenario(
         overrides={

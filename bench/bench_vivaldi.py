@@ -25,12 +25,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dvms.geo import GRID5000_SITES
+from dvms.geo import GRID5000_SITES, assign_blocks
 from dvms.overlay import LboOverlay
 from dvms.services.vivaldi import VivaldiService, VivaldiServiceConfig
 from peeractor.sim import SimRuntime
 from sim.network import GeoNetwork
-from sim.sites import assign_blocks
 
 BOOTSTRAP = 8
 ERROR_SAMPLE = 16

@@ -16,18 +16,17 @@ merged onto one time line (``deploy.cluster_agents.merge_traces``).
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from deploy.agent_config import AgentConfig
 from deploy.agent_node import start_node
+from dvms.summary import write_summary
 
 __all__ = ["run_agent"]
 
@@ -52,29 +51,30 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 
 
 def run_agent(cfg: AgentConfig, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Run until ``stop`` is set (or a signal, or ``duration_s``); returns the summary."""
+    """Run until ``stop`` is set (or a signal, or ``duration_s``); returns the summary.
+
+    A failure nobody handled in a service stops the agent: its summary says ``failed``
+    (with the exception), then the failure is raised.
+    """
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
     cfg.output_dir.mkdir(parents=True, exist_ok=True)
     started_wall = time.time()
     node = start_node(cfg)
     deadline = cfg.duration_s if cfg.duration_s > 0 else float("inf")
+    error: BaseException | None = None
     try:
         while not stop.is_set() and node.runtime.now() < deadline:
-            # surfaces a failure nobody handled in a behaviour (logged, agent stops)
             node.runtime.run(until=min(deadline, node.runtime.now() + 0.2))
-    except Exception:
+    except Exception as exc:
         log.exception("agent %s: a service failed; stopping", cfg.node)
+        error = exc
         raise
     finally:
-        summary = node.stop()
+        summary = node.stop(error)
         restore()
-    summary["wall_s"] = time.time() - started_wall
-    write_json(cfg.output_dir / "summary.json", summary)
+        summary["wall_s"] = time.time() - started_wall
+        tmp = cfg.output_dir / "summary.json.tmp"
+        write_summary(tmp, summary)
+        tmp.replace(cfg.output_dir / "summary.json")
     return summary
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
-    tmp.replace(path)

@@ -32,6 +32,7 @@ from dvms.node import (
     node_services,
     ring_of,
 )
+from dvms.provenance import trace_header
 from dvms.services.vivaldi import VivaldiService
 from dvms.summary import build_summary
 from dvms.trace import TraceWriter
@@ -79,7 +80,8 @@ class RunningNode:
         """The node's service called ``name`` (tests read their settings)."""
         return next(s for s in self.services if s.name == name)
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self, error: BaseException | None = None) -> dict[str, Any]:
+        """Stop the node; the summary says ``failed`` (with ``error``) when a service failed."""
         if self.stopped:
             return self.stopped
         try:
@@ -87,11 +89,11 @@ class RunningNode:
         finally:
             self.hypervisor.close()
             self.writer.close()
-        self.stopped = summarize(self)
+        self.stopped = summarize(self, error)
         return self.stopped
 
 
-def summarize(node: RunningNode) -> dict[str, Any]:
+def summarize(node: RunningNode, error: BaseException | None = None) -> dict[str, Any]:
     """The agent's ``summary.json`` (the one contract; not-applicable keys null)."""
     cfg = node.cfg
     metrics = MetricsCollector.from_events(node.trace.events)
@@ -121,7 +123,7 @@ def summarize(node: RunningNode) -> dict[str, Any]:
         "vivaldi": dataclasses.asdict(vivaldi[0].stats) if vivaldi else None,
         "t0_unix": node.t0_unix,
     }
-    return build_summary(fields)
+    return build_summary(fields, status="failed" if error else "complete", exception=error)
 
 
 def agent_plan(cfg: AgentConfig) -> NodePlan:
@@ -133,8 +135,9 @@ def start_node(cfg: AgentConfig) -> RunningNode:
     """Open the trace, start the runtime and transport, bind the services."""
     plan = agent_plan(cfg)
     t0_unix = time.time()
-    header = {"t0_unix": t0_unix, "node": cfg.node, "site": cfg.site, "seed": cfg.seed,
-              "scheduler": plan.scheduler.name, "source": "dvms agent"}
+    header = trace_header({"t0_unix": t0_unix, "node": cfg.node, "site": cfg.site,
+                           "seed": cfg.seed, "scheduler": plan.scheduler.name,
+                           "source": "dvms agent"})
     (cfg.output_dir / "agent.json").write_text(json.dumps({**header, "pid": os.getpid()}))
     writer = TraceWriter(cfg.output_dir / "events.jsonl.gz", header=header, flush_every=64)
     trace = LockedTrace(writer)

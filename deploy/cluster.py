@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "require_root",
     "set_load",
     "status",
+    "stop_agents",
     "up",
 ]
 
@@ -249,8 +251,6 @@ def down(workdir: Path = DEFAULT_WORKDIR) -> list[str]:
         return []
     removed: list[str] = []
     if state.agents:
-        from deploy.cluster_agents import stop_agents
-
         removed += [f"agent {name}" for name in stop_agents(state)]
     for host in state.hosts:
         if host.alive() and host.socket.exists():
@@ -352,3 +352,40 @@ def status(workdir: Path) -> dict[str, Any]:
         "vms": vms,
         "agents": state.agents,
     }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def stop_agents(state: ClusterState, timeout_s: float = 20.0,
+                only: list[str] | None = None, sig: int = signal.SIGTERM) -> list[str]:
+    """Signal the agents (SIGKILL after ``timeout_s``); returns the hosts stopped."""
+    names = sorted(state.agents) if only is None else only
+    for name in names:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.agents[name], sig)
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        pid = state.agents[name]
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        del state.agents[name]
+    state.save()
+    return names

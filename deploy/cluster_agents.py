@@ -12,25 +12,26 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from deploy.agent_config import AgentConfig, AgentTuning, PeerConfig, render_agent_config
-from deploy.cluster import LOADS, ClusterState, locate
+from deploy.cluster import LOADS, ClusterState, locate, stop_agents
 from dvms.errors import DvmsError, InputError
+from dvms.events import load as load_event
 from dvms.hypervisor import HostCapacity
 from dvms.node import NodeTables, parse_node_tables
+from dvms.provenance import trace_header
+from dvms.summary import build_summary, write_summary
 from dvms.trace import TraceWriter, read_events, read_header
 
 __all__ = [
     "AGENT_PORT",
     "CLUSTER_TABLES",
     "agent_configs",
+    "cluster_summary",
     "cluster_tables",
     "collect",
     "load_events",
@@ -103,43 +104,6 @@ def start_agents(state: ClusterState, configs: list[AgentConfig]) -> dict[str, i
     return dict(state.agents)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def stop_agents(state: ClusterState, timeout_s: float = 20.0,
-                only: list[str] | None = None, sig: int = signal.SIGTERM) -> list[str]:
-    """Signal the agents (SIGKILL after ``timeout_s``); returns the hosts stopped."""
-    names = sorted(state.agents) if only is None else only
-    for name in names:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(state.agents[name], sig)
-    deadline = time.monotonic() + timeout_s
-    for name in names:
-        pid = state.agents[name]
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.05)
-        del state.agents[name]
-    state.save()
-    return names
-
-
 def _t0(agent_dir: Path) -> float | None:
     """The wall time of an agent's ``t = 0``: its trace header, else its ``agent.json``."""
     path = agent_dir / "events.jsonl.gz"
@@ -174,9 +138,8 @@ def load_events(loads: Path, origin: float) -> list[dict[str, Any]]:
             rec = json.loads(line)
             t = float(rec["t_unix"]) - origin
             if t >= 0:
-                events.append({"t": round(t, 6), "type": "load", "node": rec["host"],
-                               "vm": rec["vm"], "host": rec["host"],
-                               "load": float(rec["load"])})
+                events.append(load_event(round(t, 6), rec["host"], vm=rec["vm"],
+                                         host=rec["host"], load=float(rec["load"])))
     return events
 
 
@@ -209,8 +172,8 @@ def merge_traces(agent_dirs: list[Path], out: Path, loads: Path | None = None) -
     if loads is not None:
         events += load_events(loads, origin)
     events.sort(key=lambda e: e["t"])
-    merged_header: dict[str, Any] = {"t0_unix": origin, "agents": [d.name for d in agent_dirs],
-                                     "truncated": truncated, "source": "dvms agents (merged)"}
+    merged_header = trace_header({"t0_unix": origin, "agents": [d.name for d in agent_dirs],
+                                  "truncated": truncated, "source": "dvms agents (merged)"})
     with TraceWriter(out, header=merged_header) as writer:
         for event in events:
             writer.write(event)
@@ -223,42 +186,76 @@ def read_jsonl_gz(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def collect(state: ClusterState, out: Path | None = None) -> Path:
-    """Merge the agents' traces into ``out`` (default ``WORKDIR/run``) with a summary.
+def cluster_summary(
+    spec: dict[str, Any],
+    hosts: int,
+    vms: int,
+    events: list[dict[str, Any]],
+    agents: dict[str, dict[str, Any]],
+    *,
+    vms_lost: int,
+    truncated: list[str],
+) -> dict[str, Any]:
+    """The cluster run's ``summary.json`` (``dvms.summary.build_summary``): counts from the
+    merged ``events``, messages summed over the agents' summaries (``agents``, by name).
 
-    ``vms_lost``: guests of the cluster running on no host now (asked to the daemons).
+    Keys a real cluster cannot know (``energy_kwh``, ...) are null. The status is
+    ``interrupted`` when an agent's trace was cut short or its summary is missing.
     """
     from dvms.metrics import MetricsCollector
 
+    metrics = MetricsCollector.from_events(events).metrics()
+    messages: dict[str, int] = {}
+    for s in agents.values():
+        for k, v in (s.get("messages") or {}).items():
+            messages[k] = messages.get(k, 0) + int(v)
+    sites = {s["scenario"].get("site") for s in agents.values()
+             if isinstance(s.get("scenario"), dict)}
+    peaks = [s["peak_rss_mib"] for s in agents.values()
+             if isinstance(s.get("peak_rss_mib"), int | float)]
+    incomplete = sorted(set(truncated) | {a for a, s in agents.items() if not s})
+    fields: dict[str, Any] = {
+        "seed": spec.get("seed", 1),
+        "scenario": {"cluster": spec},
+        "hosts": hosts,
+        "vms": vms,
+        "sites": len(sites - {None}) or 1,
+        "duration_s": max((e["t"] for e in events), default=0.0),
+        "scheduler": next((s.get("scheduler") for s in agents.values() if s), "dvms"),
+        "overlay": next((s.get("overlay") for s in agents.values() if s), None),
+        **metrics,
+        "messages": dict(sorted(messages.items())),
+        "vms_lost": vms_lost,
+        "peak_rss_mib": max(peaks, default=None),
+        "agents": sorted(agents),
+        "agents_incomplete": incomplete,
+    }
+    return build_summary(fields, status="interrupted" if incomplete else "complete")
+
+
+def collect(state: ClusterState, out: Path | None = None) -> Path:
+    """Merge the agents' traces into ``out`` (default ``WORKDIR/run``) with a summary
+    (:func:`cluster_summary`).
+
+    ``vms_lost``: guests of the cluster running on no host now (asked to the daemons).
+    """
     out = out or state.workdir / "run"
     out.mkdir(parents=True, exist_ok=True)
     dirs = sorted(p for p in (state.workdir / "agents").iterdir() if p.is_dir())
     merge_traces(dirs, out / "events.jsonl.gz", state.workdir / LOADS)
+    header = read_header(out / "events.jsonl.gz") or {}
     events = list(read_events(out / "events.jsonl.gz"))
-    metrics = MetricsCollector.from_events(events).metrics()
-    agent_summaries = {}
+    agents: dict[str, dict[str, Any]] = {}
     for d in dirs:
         path = d / "summary.json"
-        if path.exists():
-            agent_summaries[d.name] = json.loads(path.read_text())
-    messages: dict[str, int] = {}
-    for s in agent_summaries.values():
-        for k, v in s.get("messages", {}).items():
-            messages[k] = messages.get(k, 0) + int(v)
-    summary = {
-        "schema": "dvms.summary/1",
-        "seed": state.spec.get("seed", 1),
-        "scenario": {"cluster": state.spec},
-        "hosts": len(state.hosts),
-        "vms": len(state.vms),
-        "sites": 1,
-        "duration_s": max((e["t"] for e in events), default=0.0),
-        "scheduler": "dvms",
-        "overlay": next((s.get("overlay") for s in agent_summaries.values()), None),
-        **metrics,
-        "messages": dict(sorted(messages.items())),
-        "vms_lost": len(set(state.vms) - set(locate(state))),
-        "agents": sorted(agent_summaries),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+        try:
+            agents[d.name] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            agents[d.name] = {}  # killed before it wrote one
+    summary = cluster_summary(
+        state.spec, len(state.hosts), len(state.vms), events, agents,
+        vms_lost=len(set(state.vms) - set(locate(state))),
+        truncated=list(header.get("truncated", [])),
+    )
+    write_summary(out / "summary.json", summary)
     return out

@@ -34,6 +34,8 @@ from typing import Any
 
 import libvirt
 
+from dvms import events
+from dvms.events import Event
 from dvms.hypervisor import HostCapacity, MigrationResult, VMSample, demand_of
 from peeractor import Address, NodeId
 
@@ -348,9 +350,10 @@ class LibvirtHypervisor:
             self._finish(vm, destination, reply_to, started, memory_mib,
                          "already migrating", release=False)
             return
-        self._emit("migration.start", vm=vm, src=self.node, dst=destination,
-                   src_site=self._site(self.node), dst_site=self._site(destination),
-                   memory_mib=memory_mib)
+        self._record(events.migration_start(
+            self._clock(), self.node, vm=vm, src=self.node, dst=destination,
+            src_site=self._site(self.node), dst_site=self._site(destination),
+            memory_mib=memory_mib))
         worker = threading.Thread(
             target=self._migrate_worker,
             args=(vm, destination, dest_uri, reply_to, started, memory_mib),
@@ -423,12 +426,13 @@ class LibvirtHypervisor:
                 self._outgoing.discard(vm)
         duration = max(0.0, ended - started)
         if reason:
-            self._emit("migration.fail", vm=vm, src=self.node, dst=destination, reason=reason)
+            self._record(events.migration_fail(ended, self.node, vm=vm, src=self.node,
+                                               dst=destination, reason=reason))
         else:
-            src_site, dst_site = self._site(self.node), self._site(destination)
-            self._emit("migration.end", vm=vm, src=self.node, dst=destination,
-                       src_site=src_site, dst_site=dst_site, duration_s=duration,
-                       memory_mib=memory_mib, inter_site=src_site != dst_site)
+            self._record(events.migration_end(
+                ended, self.node, vm=vm, src=self.node, dst=destination,
+                src_site=self._site(self.node), dst_site=self._site(destination),
+                duration_s=duration, memory_mib=memory_mib))
         result = MigrationResult(vm=vm, source=self.node, destination=destination,
                                  ok=not reason, reason=reason, started_at=started,
                                  duration_s=duration)
@@ -440,6 +444,6 @@ class LibvirtHypervisor:
     def _site(self, node: NodeId) -> str:
         return self._sites.get(node, "")
 
-    def _emit(self, type: str, **fields: Any) -> None:
+    def _record(self, event: Event) -> None:
         if self._trace is not None:
-            self._trace({"t": self._clock(), "type": type, "node": self.node, **fields})
+            self._trace(event)

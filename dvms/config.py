@@ -18,7 +18,7 @@ from typing import Any
 
 from dvms.errors import InputError
 
-__all__ = ["Section", "option", "parse_section", "plain", "toml_value"]
+__all__ = ["Section", "check_fields", "option", "parse_section", "plain", "toml_value"]
 
 
 def option(
@@ -220,3 +220,13 @@ def toml_value(value: Any) -> str:
     if isinstance(value, Section):
         return toml_value(value.to_dict())
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def check_fields(config: Any, section: str) -> None:
+    """Check a config dataclass's ``option`` fields on construction (types, ranges,
+    choices): the same rules and the same one-line ``InputError`` as ``parse_section``, so
+    a config built in Python is held to what a TOML table is."""
+    hints = _hints(type(config))
+    for f in dataclasses.fields(config):
+        if f.metadata:
+            _convert(_dotted(section, f.name), getattr(config, f.name), hints[f.name], f.metadata)

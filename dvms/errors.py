@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DvmsError", "InputError"]
+__all__ = ["DvmsError", "InputError", "Interrupted"]
 
 
 class DvmsError(Exception):
@@ -15,3 +15,9 @@ class InputError(DvmsError):
     """Bad input from the user: a scenario field, a flag, a run directory (exit status 2)."""
 
     exit_status = 2
+
+
+class Interrupted(DvmsError):
+    """The user stopped the command (SIGINT/SIGTERM) after it saved what it had (exit 130)."""
+
+    exit_status = 130

@@ -24,17 +24,22 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dvms.errors import InputError
+
 __all__ = [
     "DEFAULT_RTT_MODEL",
     "GRID5000_SITES",
+    "SITE_PRESETS",
     "SITE_SETS",
     "WORLD_SITES",
     "RttModel",
     "Site",
     "access_delay_s",
+    "assign_blocks",
+    "assign_round_robin",
     "great_circle_km",
+    "resolve_sites",
     "site_rtt_s",
-    "sites_named",
 ]
 
 EARTH_RADIUS_KM = 6371.0
@@ -143,10 +148,45 @@ def access_delay_s(node: str, model: RttModel | None = None) -> float:
     return model.access_min_s + u * (model.access_max_s - model.access_min_s)
 
 
-def sites_named(names: Sequence[str], among: Sequence[Site] = GRID5000_SITES) -> list[Site]:
-    """The sites called ``names``, in that order; ``ValueError`` naming an unknown one."""
-    by_name = {s.name: s for s in among}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ValueError(f"unknown site(s) {unknown}; known: {sorted(by_name)}")
-    return [by_name[n] for n in names]
+SITE_PRESETS = {"grid5000": "grid5000", "wide-area": "world", "world": "world"}
+"""Preset names a scenario's ``infrastructure.sites`` accepts → site set of ``SITE_SETS``."""
+
+
+def resolve_sites(
+    spec: str | Sequence[str], field: str = "infrastructure.sites"
+) -> tuple[Site, ...]:
+    """The sites of a preset name or of a list of site names (``InputError`` naming ``field``)."""
+    if isinstance(spec, str):
+        preset = SITE_PRESETS.get(spec)
+        if preset is None:
+            allowed = ", ".join(repr(k) for k in SITE_PRESETS)
+            raise InputError(f"{field} = {spec!r}: must be one of {allowed} or a list")
+        return SITE_SETS[preset]
+    known = {s.name: s for preset in SITE_SETS.values() for s in preset}
+    out: list[Site] = []
+    for name in spec:
+        site = known.get(name)
+        if site is None:
+            raise InputError(
+                f"{field} = {list(spec)!r}: unknown site {name!r}; allowed: "
+                + ", ".join(sorted(known))
+            )
+        if site in out:
+            raise InputError(f"{field} = {list(spec)!r}: {name!r} listed twice")
+        out.append(site)
+    return tuple(out)
+
+
+def assign_round_robin(nodes: Sequence[str], sites: Sequence[Site]) -> dict[str, str]:
+    """Node → site name, node ``i`` on site ``i % len(sites)``."""
+    if not sites:
+        raise ValueError("sites must not be empty")
+    return {node: sites[i % len(sites)].name for i, node in enumerate(nodes)}
+
+
+def assign_blocks(nodes: Sequence[str], sites: Sequence[Site]) -> dict[str, str]:
+    """Node → site name, in contiguous blocks of (almost) equal size, in site order."""
+    if not sites:
+        raise ValueError("sites must not be empty")
+    n, k = len(nodes), len(sites)
+    return {node: sites[i * k // n].name for i, node in enumerate(nodes)} if n else {}

@@ -2,10 +2,11 @@
 
 A field's declared type (its annotation) is checked structurally: ``bool``, ``int``
 (msgpack's range, bools refused), ``float`` (ints accepted), ``str``, ``bytes``, ``None``,
-unions (``X | None``), ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[K, V]`` and
-registered messages (an instance of that class). ``Any``, ``object`` and annotations the
-checker does not model accept any *plain* value: None, bool, int, float, str, bytes,
-tuples/lists and dicts (str or bytes keys) of plain values, registered messages.
+``Literal[...]`` (one of its values), unions (``X | None``), ``tuple[X, ...]``,
+``tuple[X, Y]``, ``list[X]``, ``dict[K, V]`` and registered messages (an instance of that
+class). ``Any``, ``object`` and annotations the checker does not model accept any *plain*
+value: None, bool, int, float, str, bytes, tuples/lists and dicts (str or bytes keys) of
+plain values, registered messages.
 
 Every walk is bounded by a depth budget (containers and messages), so no value, however
 deep, makes the checker recurse without bound. A refusal is a ``FieldError`` naming the
@@ -108,6 +109,11 @@ def check_field(
                     raise
                 reasons.append(_name(arm))
         raise FieldError(where, f"expected {' | '.join(reasons)}, got {_short(value)}")
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if not any(value == c and type(value) is type(c) for c in choices):
+            raise FieldError(where, f"expected one of {list(choices)!r}, got {_short(value)}")
+        return 0
     if tp is None or tp is type(None):
         if value is not None:
             raise FieldError(where, f"expected None, got {_short(value)}")

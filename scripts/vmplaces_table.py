@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sim.run import simulate
 from sim.scenario import load_scenario
-from sim.world import simulate
 
 
 def run(out: Path, name: str, overrides: dict[str, Any]) -> dict[str, Any]:

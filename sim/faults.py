@@ -67,7 +67,8 @@ def resolve_endpoints(name: str, hosts: Sequence[str], site_of: Mapping[str, str
 def check_faults(config: FaultsConfig, infra: InfrastructureConfig, duration_s: float) -> None:
     """Resolve every name the faults refer to against the run's hosts and sites (see the
     module doc); ``InputError`` naming the first field that does not resolve."""
-    from sim.infrastructure import host_index, host_name, resolve_sites
+    from dvms.geo import resolve_sites
+    from sim.infrastructure import host_index, host_name
 
     n = infra.hosts
     sites = [site.name for site in resolve_sites(infra.sites)]

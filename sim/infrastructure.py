@@ -24,48 +24,17 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from dvms.errors import InputError
-from dvms.geo import SITE_SETS, Site
 from dvms.scheduler.model import CPU_TOLERANCE, is_overloaded
 from sim.scenario_schema import InfrastructureConfig
 
 __all__ = [
-    "SITE_PRESETS",
     "Infrastructure",
     "SimHost",
     "SimVM",
     "host_index",
     "host_name",
-    "resolve_sites",
     "vm_name",
 ]
-
-SITE_PRESETS = {"grid5000": "grid5000", "wide-area": "world", "world": "world"}
-"""Scenario preset name → site set of ``dvms.geo``."""
-
-
-def resolve_sites(spec: str | Sequence[str]) -> tuple[Site, ...]:
-    """The sites of ``infrastructure.sites``: a preset name or a list of site names."""
-    if isinstance(spec, str):
-        preset = SITE_PRESETS.get(spec)
-        if preset is None:
-            allowed = ", ".join(repr(k) for k in SITE_PRESETS)
-            raise InputError(f"infrastructure.sites = {spec!r}: must be one of {allowed} or a list")
-        return SITE_SETS[preset]
-    known = {s.name: s for preset in SITE_SETS.values() for s in preset}
-    out: list[Site] = []
-    for name in spec:
-        site = known.get(name)
-        if site is None:
-            raise InputError(
-                f"infrastructure.sites = {list(spec)!r}: unknown site {name!r}; allowed: "
-                + ", ".join(sorted(known))
-            )
-        if site in out:
-            raise InputError(f"infrastructure.sites = {list(spec)!r}: {name!r} listed twice")
-        out.append(site)
-    return tuple(out)
-
 
 _HOST_RE = re.compile(r"h(\d{4,})")
 

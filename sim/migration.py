@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from dvms import events
+from dvms.events import Event
 from dvms.hypervisor import MigrationResult
 from peeractor import Address
 from sim.infrastructure import Infrastructure, SimHost, SimVM
@@ -99,7 +101,9 @@ class WorldPort(Protocol):
 
     def now(self) -> float: ...
 
-    def emit(self, type: str, node: str, **fields: object) -> None: ...
+    def record(self, event: Event) -> None:
+        """Trace ``event`` (built by a ``dvms.events`` constructor)."""
+        ...
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None: ...
 
@@ -149,7 +153,7 @@ class MigrationEngine:
         world = self.world
         now = world.now()
         self.failed += 1
-        world.emit("migration.fail", src, vm=vm, src=src, dst=dst, reason=reason)
+        world.record(events.migration_fail(now, src, vm=vm, src=src, dst=dst, reason=reason))
         if reply_to is not None:
             world.reply(
                 reply_to, MigrationResult(vm, src, dst, False, reason, started, now - started)
@@ -208,15 +212,17 @@ class MigrationEngine:
         flight.bandwidth = bandwidth
         self.in_flight[vm.id] = flight
         self.started += 1
-        world.emit(
-            "migration.start",
-            src.id,
-            vm=vm.id,
-            src=src.id,
-            dst=dst.id,
-            src_site=src.site,
-            dst_site=dst.site,
-            memory_mib=vm.memory_mib,
+        world.record(
+            events.migration_start(
+                now,
+                src.id,
+                vm=vm.id,
+                src=src.id,
+                dst=dst.id,
+                src_site=src.site,
+                dst_site=dst.site,
+                memory_mib=vm.memory_mib,
+            )
         )
         world.call_later(timing.duration_s, lambda: self._complete(flight))
 
@@ -237,17 +243,18 @@ class MigrationEngine:
         dst.add(vm)
         self.completed += 1
         now = world.now()
-        world.emit(
-            "migration.end",
-            src.id,
-            vm=vm.id,
-            src=src.id,
-            dst=dst.id,
-            src_site=src.site,
-            dst_site=dst.site,
-            duration_s=now - flight.started,
-            memory_mib=vm.memory_mib,
-            inter_site=src.site != dst.site,
+        world.record(
+            events.migration_end(
+                now,
+                src.id,
+                vm=vm.id,
+                src=src.id,
+                dst=dst.id,
+                src_site=src.site,
+                dst_site=dst.site,
+                duration_s=now - flight.started,
+                memory_mib=vm.memory_mib,
+            )
         )
         world.changed(src)
         world.changed(dst)

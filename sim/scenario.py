@@ -20,6 +20,7 @@ from typing import Any
 
 from dvms.config import parse_section, toml_value
 from dvms.errors import InputError
+from dvms.geo import resolve_sites
 from dvms.node import (
     NODE_SECTIONS,
     MonitorConfig,
@@ -33,7 +34,7 @@ from dvms.node import (
 )
 from dvms.protocol.config import DvmsConfig
 from sim.faults import check_faults
-from sim.infrastructure import host_index, host_name, resolve_sites
+from sim.infrastructure import host_index, host_name
 from sim.scenario_schema import (
     CrashAt,
     FaultsConfig,

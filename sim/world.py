@@ -1,4 +1,4 @@
-"""The simulated world: runtime + network + hosts + services, and ``simulate``.
+"""The simulated world: runtime + network + hosts + services.
 
 ``World(scenario, sink)`` assembles one run: sites and the ``GeoNetwork``, the hosts and VMs
 (``Infrastructure``), a ``SimRuntime`` sharing the world's ``simpy.Environment``, one
@@ -13,26 +13,24 @@ Violations are tracked exactly on every change of a host's demand (``changed``);
 run ends, open violations are closed (``violation.end`` with ``open: true``) and migrations
 still in flight are failed (reason ``"run ended"``), so the trace is balanced.
 
-``simulate(scenario, out_dir)`` runs a world and writes ``summary.json``,
-``events.jsonl[.gz]`` and ``scenario.toml`` into ``out_dir``; it returns the summary.
+Its trace events are built by the ``dvms.events`` constructors. ``sim.run.simulate`` runs a
+world and writes its run directory.
 """
 
 from __future__ import annotations
 
 import random
-import resource
-import sys
-import time
 from collections.abc import Callable, Generator, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import simpy
 
+from dvms import events
 from dvms.errors import InputError
+from dvms.events import Event
+from dvms.geo import resolve_sites
 from dvms.hypervisor import HypervisorChanged
-from dvms.metrics import MetricsCollector
 from dvms.node import (
     bootstrap_peers,
     coordinator_services,
@@ -43,22 +41,19 @@ from dvms.node import (
 )
 from dvms.scheduler.model import VM, Host
 from dvms.services.vivaldi import VivaldiService
-from dvms.summary import build_summary, write_summary
-from dvms.trace import TraceWriter
 from peeractor import Address, NodeId, message_tag
 from peeractor.sim import SimRuntime
 from sim.accuracy import median_error
 from sim.faults import FaultAction, link_pairs, plan_faults
-from sim.heap import long_lived_heap
 from sim.hypervisor import SimHypervisor
-from sim.infrastructure import Infrastructure, SimHost, SimVM, resolve_sites
+from sim.infrastructure import Infrastructure, SimHost, SimVM
 from sim.load import LoadDistribution, poisson_process, read_load_trace, replay_process
 from sim.migration import MigrationEngine
 from sim.network import GeoNetwork
 from sim.power import PowerMeter
-from sim.scenario import Scenario, scenario_to_dict, scenario_to_toml
+from sim.scenario import Scenario
 
-__all__ = ["CONTROLLER", "Progress", "World", "simulate"]
+__all__ = ["CONTROLLER", "Progress", "World"]
 
 CONTROLLER: NodeId = "controller"
 """Node of a scheduler's coordinator in simulation (at the first site; not a host)."""
@@ -134,8 +129,9 @@ class World:
     def now(self) -> float:
         return float(self.env.now)
 
-    def emit(self, type: str, node: str, **fields: object) -> None:
-        self.sink({"t": self.env.now, "type": type, "node": node, **fields})
+    def record(self, event: Event) -> None:
+        """Trace ``event`` (built by a ``dvms.events`` constructor at ``env.now``)."""
+        self.sink(event)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         self.runtime.call_later(delay, fn)
@@ -154,14 +150,16 @@ class World:
                 host.violated_since = self.env.now
                 self.violations += 1
                 self.overloaded += 1
-                self.emit(
-                    "violation.start",
-                    host.id,
-                    host=host.id,
-                    cpu_demand=host.cpu_demand,
-                    cpu_capacity=host.cpu_capacity,
-                    mem_demand_mib=host.mem_resident,
-                    memory_mib=host.memory_mib,
+                self.sink(
+                    events.violation_start(
+                        self.env.now,
+                        host.id,
+                        host=host.id,
+                        cpu_demand=host.cpu_demand,
+                        cpu_capacity=host.cpu_capacity,
+                        mem_demand_mib=host.mem_resident,
+                        memory_mib=host.memory_mib,
+                    )
                 )
         elif host.violated_since is not None:
             self._end_violation(host)
@@ -173,12 +171,17 @@ class World:
                 inject(address, msg)
             self.injected["hv.Changed"] = self.injected.get("hv.Changed", 0) + len(host.watchers)
 
-    def _end_violation(self, host: SimHost, **extra: object) -> None:
+    def _end_violation(self, host: SimHost, *, open: bool = False, crashed: bool = False) -> None:
         assert host.violated_since is not None
-        duration = self.env.now - host.violated_since
+        now = self.env.now
+        duration = now - host.violated_since
         host.violated_since = None
         self.overloaded -= 1
-        self.emit("violation.end", host.id, host=host.id, duration_s=duration, **extra)
+        self.sink(
+            events.violation_end(
+                now, host.id, host=host.id, duration_s=duration, open=open, crashed=crashed
+            )
+        )
 
     # ----- GlobalView ------------------------------------------------------------------
 
@@ -208,15 +211,17 @@ class World:
         """Emit the initial state, add the nodes, start the world's processes."""
         sc = self.scenario
         for host in self.infra.hosts:
-            self.emit(
-                "host.info",
-                host.id,
-                host=host.id,
-                site=host.site,
-                cpu_capacity=host.cpu_capacity,
-                memory_mib=host.memory_mib,
-                mem_used_mib=host.mem_resident,
-                vms=list(host.vms),
+            self.sink(
+                events.host_info(
+                    self.env.now,
+                    host.id,
+                    host=host.id,
+                    site=host.site,
+                    cpu_capacity=host.cpu_capacity,
+                    memory_mib=host.memory_mib,
+                    mem_used_mib=host.mem_resident,
+                    vms=host.vms,
+                )
             )
         for host in self.infra.hosts:
             self.changed(host)
@@ -239,7 +244,7 @@ class World:
             self.network.add_node(CONTROLLER, self.sites[0].name)
             self.runtime.add_node(CONTROLLER, coordinator)
         if sc.faults.loss_rate > 0:
-            self.emit("fault.loss", "world", rate=sc.faults.loss_rate)
+            self.sink(events.fault_loss(self.env.now, rate=sc.faults.loss_rate))
         if self.replay is not None:
             load = replay_process(
                 self.env, self.replay, self.infra.vm_by_id, self.set_load, self.distribution.cap
@@ -256,7 +261,8 @@ class World:
 
     def set_load(self, vm: SimVM, load: float) -> None:
         if self.scenario.trace.load_events:
-            self.emit("load", vm.host.id, vm=vm.id, host=vm.host.id, load=load)
+            host = vm.host.id
+            self.sink(events.load(self.env.now, host, vm=vm.id, host=host, load=load))
         if load != vm.demand:
             self.changed(self.infra.set_demand(vm, load))
 
@@ -268,7 +274,9 @@ class World:
 
     def _power_sample(self) -> None:
         self.power.advance(self.env.now)
-        self.emit("power", "world", total_w=self.power.total_w, hosts_on=self.power.hosts_on())
+        self.sink(
+            events.power(self.env.now, total_w=self.power.total_w, hosts_on=self.power.hosts_on())
+        )
 
     def _fault(self, action: FaultAction) -> None:
         if action.kind == "crash":
@@ -278,13 +286,14 @@ class World:
         link = self.runtime.cut_link if action.kind == "link_cut" else self.runtime.heal_link
         for a, b in link_pairs(action, site_of):
             link(a, b)
-        self.emit(f"fault.{action.kind}", "world", a=action.a, b=action.b)
+        event = events.fault_link_cut if action.kind == "link_cut" else events.fault_link_heal
+        self.sink(event(self.env.now, a=action.a, b=action.b))
 
     def crash(self, host: SimHost) -> None:
         """Crash a host now: its node dies, its migrations fail, its VMs are recorded."""
         if not host.alive:
             return
-        self.emit("fault.crash", host.id, host=host.id, vms=list(host.vms))
+        self.sink(events.fault_crash(self.env.now, host.id, host=host.id, vms=host.vms))
         self.runtime.crash(host.id)
         host.alive = False
         self.migrations.host_crashed(host)
@@ -327,92 +336,3 @@ class World:
         for tag, n in self.injected.items():
             counts[tag] = counts.get(tag, 0) + n
         return dict(sorted(counts.items()))
-
-
-def _peak_rss_mib() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-
-
-def simulate(
-    scenario: Scenario,
-    out_dir: str | Path,
-    *,
-    progress: Progress | None = None,
-    on_event: Sink | None = None,
-    env: simpy.Environment | None = None,
-) -> dict[str, Any]:
-    """Run ``scenario``; write summary.json, the trace and scenario.toml in ``out_dir``.
-
-    ``on_event`` also receives every event (e.g. a live dashboard feed); ``env`` lets the
-    caller supply the clock (``simpy.rt.RealtimeEnvironment`` for a live run).
-    """
-    started = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scenario.toml").write_text(scenario_to_toml(scenario))
-    sc = scenario
-    name = "events.jsonl.gz" if sc.trace.compress else "events.jsonl"
-    metrics = MetricsCollector()
-    header = {
-        "seed": sc.run.seed,
-        "hosts": sc.infrastructure.hosts,
-        "vms": sc.infrastructure.hosts * sc.infrastructure.vms_per_host,
-        "duration_s": sc.run.duration_s,
-        "scheduler": sc.scheduler.name,
-    }
-    with TraceWriter(out / name, header=header) as writer:
-        write = writer.write
-
-        if on_event is None:
-
-            def sink(event: dict[str, Any]) -> None:
-                metrics(event)
-                write(event)
-
-        else:
-            live = on_event
-
-            def sink(event: dict[str, Any]) -> None:
-                metrics(event)
-                write(event)
-                live(event)
-
-        world = World(sc, sink, env)
-        world.start()
-
-        def report(now: float, duration: float, _events: int, violations: int) -> None:
-            if progress is not None:
-                progress(now, duration, metrics.events, violations)
-
-        with long_lived_heap():
-            world.run(report)
-        world.finish()
-        lost = world.infra.lost_vms()
-        vivaldi_error = world.vivaldi_error()
-    wall = time.perf_counter() - started
-    spec = world.plan.spec
-    # events processed: trace events plus messages handed to behaviours
-    processed = metrics.events + world.runtime.stats.delivered
-    fields: dict[str, Any] = {
-        "seed": sc.run.seed,
-        "scenario": scenario_to_dict(sc),
-        "hosts": len(world.infra.hosts),
-        "vms": len(world.infra.vms),
-        "sites": len(world.sites),
-        "duration_s": sc.run.duration_s,
-        "scheduler": sc.scheduler.name,
-        "overlay": sc.overlay.name if spec.uses_overlay else None,
-        **metrics.metrics(),
-        "energy_kwh": world.power.energy_kwh,
-        "messages": world.messages(),
-        "vivaldi_median_error": vivaldi_error,
-        "vms_lost": lost,
-        "wall_s": wall,
-        "events_per_wall_s": processed / wall if wall > 0 else 0.0,
-        "peak_rss_mib": _peak_rss_mib(),
-        "messages_dropped": dict(sorted(world.runtime.stats.dropped.items())),
-    }
-    summary = build_summary(fields)
-    write_summary(out / "summary.json", summary)
-    return summary

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dvms import events
 from dvms.hypervisor import HostCapacity, HypervisorChanged, MigrationResult, VMSample, demand_of
 from dvms.node import NodePlan, SchedulerConfig, node_services
 from dvms.overlay import LboOverlay, RandomOverlay, RingOverlay, build_ring
@@ -142,9 +143,6 @@ class ToyCluster:
         return ov
 
     # ----- the world's side ------------------------------------------------------------
-    def emit(self, type: str, node: str, **fields: Any) -> None:
-        self.events.append({"t": self.rt.now(), "type": type, "node": node, **fields})
-
     def changed(self, node: NodeId) -> None:
         if node in self.crashed:
             return
@@ -196,7 +194,9 @@ class ToyCluster:
         start = self.rt.now()
 
         def fail(reason: str) -> None:
-            self.emit("migration.fail", src, vm=vm, src=src, dst=dst, reason=reason)
+            self.events.append(
+                events.migration_fail(start, src, vm=vm, src=src, dst=dst, reason=reason)
+            )
             result = MigrationResult(vm, src, dst, False, reason, start, 0.0)
             self.rt.call_later(0.0, lambda: self._reply(reply_to, result))
 
@@ -208,19 +208,24 @@ class ToyCluster:
             fail("no-memory")
         else:
             self.moving[vm] = (src, dst)
-            self.emit("migration.start", src, vm=vm, src=src, dst=dst)
+            self.events.append(events.migration_start(
+                start, src, vm=vm, src=src, dst=dst, src_site="", dst_site="",
+                memory_mib=self.vm_mib))
             self.later(start + self.migration_s, lambda: self._complete(vm, reply_to, start))
 
     def _complete(self, vm: str, reply_to: Address, start: float) -> None:
         src, dst = self.moving.pop(vm)
         if src in self.crashed or dst in self.crashed:
-            self.emit("migration.fail", src, vm=vm, src=src, dst=dst, reason="host-down")
+            self.events.append(events.migration_fail(
+                self.rt.now(), src, vm=vm, src=src, dst=dst, reason="host-down"))
             result = MigrationResult(vm, src, dst, False, "host-down", start, self.migration_s)
         else:
             self.vms_on[src].discard(vm)
             self.vms_on[dst].add(vm)
             self.host_of[vm] = dst
-            self.emit("migration.end", src, vm=vm, src=src, dst=dst)
+            self.events.append(events.migration_end(
+                self.rt.now(), src, vm=vm, src=src, dst=dst, src_site="", dst_site="",
+                duration_s=self.migration_s, memory_mib=self.vm_mib))
             result = MigrationResult(vm, src, dst, True, "", start, self.migration_s)
             self.changed(src)
             self.changed(dst)
@@ -233,7 +238,9 @@ class ToyCluster:
     def crash(self, node: NodeId, at: float) -> None:
         def apply() -> None:
             self.crashed.add(node)
-            self.emit("fault.crash", node, host=node, vms=sorted(self.vms_on[node]))
+            self.events.append(
+                events.fault_crash(self.rt.now(), node, host=node, vms=sorted(self.vms_on[node]))
+            )
             self.rt.crash(node)
 
         self.later(at, apply)

@@ -131,8 +131,9 @@ def edit(path: str, value: Any) -> dict[str, Any]:
         ("agent.migration_timeout_s", 0, "cfg: agent.migration_timeout_s = 0: must be a number "
          "> 0"),
         ("scheduler.period_s", -1, "cfg: scheduler.period_s = -1: must be a number > 0"),
-        ("dvms.min_partition_size", 0, "cfg: dvms.min_partition_size: 0 must be >= 1"),
-        ("vivaldi.sample_size", "x", "cfg: vivaldi.sample_size = 'x': must be an integer"),
+        ("dvms.min_partition_size", 0, "cfg: dvms.min_partition_size = 0: must be an integer "
+         ">= 1"),
+        ("vivaldi.sample_size", "x", "cfg: vivaldi.sample_size = 'x': must be an integer >= 1"),
     ],
 )
 def test_bad_fields_are_one_line_errors(path: str, value: Any, message: str) -> None:

@@ -113,6 +113,8 @@ def values_of(tp: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         return plain(depth)
     if origin is typing.Union or origin is __import__("types").UnionType:
         return st.one_of(*(values_of(a, depth) for a in args))
+    if origin is typing.Literal:
+        return st.sampled_from(args)
     if tp is type(None) or tp is None:
         return st.none()
     simple: dict[Any, st.SearchStrategy[Any]] = {

@@ -381,7 +381,7 @@ def test_synthetic_events_are_time_ordered() -> None:
 
 
 def test_live_simulation_feeds_the_state(tmp_path: Path) -> None:
-    from dvms.app.live import start_live_simulation
+    from dvms.app.commands.simulate import start_live_simulation
 
     source, what = start_live_simulation(
         ["--hosts", "18", "--duration", "60", "--scheduler", "centralized", "--seed", "4",

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from dvms.summary import WALL_KEYS
+from sim.run import simulate
 from sim.scenario import load_scenario
-from sim.world import simulate
 
 
 def run(tmp: Path, name: str, **overrides: Any) -> dict[str, Any]:

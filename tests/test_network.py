@@ -8,9 +8,17 @@ import statistics
 import pytest
 
 from dvms.errors import InputError
-from dvms.geo import GRID5000_SITES, WORLD_SITES, RttModel, great_circle_km, site_rtt_s
+from dvms.geo import (
+    GRID5000_SITES,
+    WORLD_SITES,
+    RttModel,
+    assign_blocks,
+    assign_round_robin,
+    great_circle_km,
+    resolve_sites,
+    site_rtt_s,
+)
 from sim.network import GeoNetwork
-from sim.sites import assign_blocks, assign_round_robin, site_set
 
 G5K = {s.name: s for s in GRID5000_SITES}
 
@@ -114,13 +122,15 @@ def test_bad_arguments_name_the_value() -> None:
 
 
 def test_site_sets_and_assignment() -> None:
-    assert [s.name for s in site_set("grid5000", 3)] == ["grenoble", "lille", "luxembourg"]
-    assert len(site_set("world")) == 12
-    with pytest.raises(InputError, match="unknown site set 'mars'"):
-        site_set("mars")
-    with pytest.raises(InputError, match="count 20"):
-        site_set("grid5000", 20)
-    sites = site_set("grid5000", 2)
+    assert [s.name for s in resolve_sites("grid5000")[:3]] == ["grenoble", "lille", "luxembourg"]
+    assert len(resolve_sites("wide-area")) == 12 and resolve_sites("world") == WORLD_SITES
+    with pytest.raises(InputError, match=r"infrastructure\.sites = .mars.: must be one of"):
+        resolve_sites("mars")
+    with pytest.raises(InputError, match="unknown site 'atlantis'"):
+        resolve_sites(["lyon", "atlantis"])
+    with pytest.raises(InputError, match="'lyon' listed twice"):
+        resolve_sites(["lyon", "lyon"])
+    sites = resolve_sites(["grenoble", "lille"])
     assert assign_round_robin(["a", "b", "c"], sites) == {
         "a": "grenoble",
         "b": "lille",

@@ -28,7 +28,7 @@ from dvms.testing import check_plan, check_plan_parallel
 from dvms.testing.plans import vmplaces_problem
 from dvms.testing.strategies import PartitionCase, hosts_and_vms, partitions
 
-REPAIR = RepairPlanner()
+REPAIR = RepairPlanner(RepairConfig(headroom=0.1))  # the instances below were built for 10 %
 CPSAT = CpSatPlanner(CpSatConfig(time_limit_s=2.0))
 
 

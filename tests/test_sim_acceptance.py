@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from sim.run import simulate
 from sim.scenario import load_scenario
-from sim.world import simulate
 
 pytestmark = pytest.mark.slow
 

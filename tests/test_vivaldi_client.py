@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dvms.errors import InputError
 from dvms.vivaldi import (
     Coordinate,
     InvalidCoordinate,
@@ -46,7 +47,7 @@ def test_defaults_are_serfs() -> None:
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field: str, value: float) -> None:
-    with pytest.raises(ValueError, match=rf"VivaldiConfig\.{field}: {value!r} is invalid"):
+    with pytest.raises(InputError, match=rf"^VivaldiConfig\.{field} = {value!r}: must be "):
         VivaldiConfig(**{field: value})  # type: ignore[arg-type]
 
 

@@ -2,18 +2,19 @@
 
 The simulation runs on a thread over ``simpy.rt.RealtimeEnvironment`` (``factor = 1 /
 speed`` wall seconds per simulated second, not strict: a slow step delays, never fails)
-and hands every trace event to a :class:`LiveFeed` through ``sim.world.simulate``'s
-``on_event`` hook, while still writing its run directory as usual.
+and hands every trace event to a :class:`LiveFeed` through ``sim.run.simulate``'s
+``on_event`` hook, while still writing its run directory as usual. When the dashboard
+stops (Ctrl-C), the simulation is stopped too and its directory is left with ``"status":
+"interrupted"`` (:class:`LiveStop`).
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import math
 import sys
 import threading
-import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -22,58 +23,49 @@ import simpy
 from dvms.dashboard.feed import LiveFeed, LiveSource
 from dvms.dashboard.replay import power_model_of_scenario
 from dvms.dashboard.state import InfraState
-from dvms.errors import DvmsError, InputError
+from dvms.errors import DvmsError, InputError, Interrupted
 
-__all__ = ["parse_simulate_args", "serve_live", "start_live", "start_live_simulation"]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, exit 2 (InputError), not usage text
-        raise InputError(f"--simulate: {message}")
+__all__ = ["LiveStop", "serve_live", "start_live"]
 
 
-def parse_simulate_args(argv: Sequence[str]) -> argparse.Namespace:
-    """``dvms simulate``'s flags, parsed the same way (InputError on a bad one)."""
-    from dvms.app.commands.simulate import add_arguments
+class LiveStop:
+    """Asks a live simulation to stop (``request``) and waits until its directory is written."""
 
-    parser = _Parser(prog="dvms dashboard --simulate", add_help=False)
-    add_arguments(parser)
-    return parser.parse_args(list(argv))
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.finished = threading.Event()
 
-
-def start_live_simulation(
-    argv: Sequence[str], *, speed: float = 1.0, aggregate_above: int = 1000
-) -> tuple[LiveSource, str]:
-    """Validate ``dvms simulate ARGV`` and start it on a daemon thread, in real time.
-
-    Returns the dashboard source and a description. The run's directory is ``--out``
-    (default ``runs/live-<time>``).
-    """
-    from dvms.app.commands.simulate import scenario_from_args
-
-    args = parse_simulate_args(argv)
-    scenario = scenario_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / time.strftime("live-%Y%m%d-%H%M%S")
-    return start_live(scenario, out, speed=speed, aggregate_above=aggregate_above)
+    def request(self, timeout_s: float = 30.0) -> bool:
+        """Stop the run; True when it wrote its (interrupted) run directory in time."""
+        self.requested.set()
+        return self.finished.wait(timeout_s)
 
 
 def start_live(
-    scenario: Any, out: str | Path, *, speed: float = 1.0, aggregate_above: int = 1000
+    scenario: Any,
+    out: str | Path,
+    *,
+    speed: float = 1.0,
+    aggregate_above: int = 1000,
+    force: bool = False,
+    stop: LiveStop | None = None,
 ) -> tuple[LiveSource, str]:
-    """Start ``sim.world.simulate(scenario, out)`` in real time on a daemon thread.
+    """Start ``sim.run.simulate(scenario, out)`` in real time on a daemon thread.
 
-    ``speed``: simulated seconds per wall second. The simulation's failure is reported on
-    the feed (and the page), never silently.
+    ``speed``: simulated seconds per wall second; ``force`` replaces an existing run
+    directory; ``stop`` lets the caller end the run early. The simulation's failure is
+    reported on the feed (and the page), never silently.
     """
     import simpy.rt
 
-    from sim.world import simulate
+    from dvms.rundir import RunDirectory
+    from sim.run import simulate
 
     if not (math.isfinite(speed) and 0 < speed <= 1000):
         raise InputError(f"--speed {speed}: must be in (0, 1000] for a live simulation")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r}: exists and is not a directory")
+    RunDirectory(out, force=force)  # a bad --out is refused now, not on the thread
+    control = stop or LiveStop()
     feed = LiveFeed()
     state = InfraState(power=power_model_of_scenario(scenario), aggregate_above=aggregate_above)
     feed.publish({"t": 0.0, "type": "header", "node": "world",
@@ -82,14 +74,18 @@ def start_live(
     def run() -> None:
         try:
             env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
-            env.process(_report_clock(env, feed, 0.2 * speed))
-            simulate(scenario, out, on_event=feed.publish, env=env)
+            env.process(_report_clock(env, feed, 0.2 * speed, control))
+            simulate(scenario, out, on_event=feed.publish, env=env, force=force)
+        except KeyboardInterrupt:
+            feed.close(f"interrupted; partial run in {out}")
         except DvmsError as exc:
             feed.close(str(exc))
         except Exception as exc:  # reported on the page, never a silent death
             feed.close(f"{type(exc).__name__}: {exc}")
         else:
             feed.close()
+        finally:
+            control.finished.set()
 
     threading.Thread(target=run, name="dvms-live-simulation", daemon=True).start()
     hosts, duration = scenario.infrastructure.hosts, scenario.run.duration_s
@@ -99,13 +95,16 @@ def start_live(
 
 
 def _report_clock(
-    env: simpy.Environment, feed: LiveFeed, period: float
+    env: simpy.Environment, feed: LiveFeed, period: float, stop: LiveStop
 ) -> Generator[simpy.Event, Any, None]:
-    """A world-side process telling the feed the simulated time (≈ 5 times a wall second).
+    """A world-side process telling the feed the simulated time (≈ 5 times a wall second),
+    and stopping the run (``KeyboardInterrupt`` out of the clock) when asked.
 
     Its events only interleave with the world's: their relative order is unchanged.
     """
     while True:
+        if stop.requested.is_set():
+            raise KeyboardInterrupt("live simulation stopped")
         feed.set_clock(env.now)
         yield env.timeout(period)
 
@@ -117,6 +116,7 @@ def serve_live(
     speed: float = 1.0,
     host: str | None = None,
     port: int = 9000,
+    force: bool = False,
 ) -> int:
     """Run ``scenario`` live and serve the dashboard until Ctrl-C (for ``dvms simulate --live``).
 
@@ -127,7 +127,8 @@ def serve_live(
     address = host or "127.0.0.1"
     sock = bind_socket(address, port, explicit=host is not None)
     try:
-        source, what = start_live(scenario, out, speed=speed)
+        stop = LiveStop()
+        source, what = start_live(scenario, out, speed=speed, force=force, stop=stop)
         app = create_app(source)
     except BaseException:
         sock.close()
@@ -139,5 +140,10 @@ def serve_live(
               "(asked with --host): anyone who can reach this machine can see it",
               file=sys.stderr)
     print(f"dvms: {what} on http://{shown}:{real_port}/ (Ctrl-C to stop)", flush=True)
-    serve(app, sock)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the server stops
+        serve(app, sock)
+    if not stop.finished.is_set():
+        stop.request()
+        raise Interrupted(f"stopped; partial run in {out}/ (summary.json status "
+                          '"interrupted")')
     return 0

@@ -65,6 +65,8 @@ class Replay:
         self.speed = self._check_speed(speed)
         self.playing = playing
         self.t = 0.0
+        self.warning: str | None = None
+        """One line when the recorded run is not complete (``Run.warning``)."""
         self.index = 0
         self._wall: float | None = None
         self._restart()
@@ -160,6 +162,7 @@ class Replay:
             "playing": self.playing,
             "finished": self.t >= self.t_end,
             "error": None,
+            "warning": self.warning,
             "seekable": True,
             "speed": self.speed,
             "t": round(self.t, 3),
@@ -168,9 +171,13 @@ class Replay:
 
 
 def load_replay(run_dir: str | Path, *, speed: float = 10.0, aggregate_above: int = 1000) -> Replay:
-    """A replay of a run directory (InputError if it is missing or corrupt)."""
+    """A replay of a run directory (InputError if it is missing or corrupt); its
+    ``warning`` names a run that did not complete."""
     run = load_run(run_dir)
     state = InfraState(power=power_model_of(run.path), aggregate_above=aggregate_above)
     duration = run.summary.get("duration_s")
     t_end = float(duration) if isinstance(duration, int | float) else None
-    return Replay(list(run.events()), state=state, header=run.header, speed=speed, t_end=t_end)
+    replay = Replay(list(run.events()), state=state, header=run.header, speed=speed,
+                    t_end=t_end)
+    replay.warning = run.warning
+    return replay

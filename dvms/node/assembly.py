@@ -185,7 +185,14 @@ def node_services(
             )
         )
     ctx = HostContext(
-        plan, node, site, hypervisor, overlay if spec.uses_overlay else None, plan.planner
+        node,
+        site,
+        hypervisor,
+        overlay if spec.uses_overlay else None,
+        plan.planner,
+        plan.scheduler,
+        plan.dvms,
+        plan.remote_view,
     )
     services.extend(spec.host_services(ctx))
     return services
@@ -205,4 +212,4 @@ def coordinator_services(
     make: Any = plan.spec.coordinator
     if make is None:
         return []
-    return list(make(CoordinatorContext(plan, plan.planner, view, tuple(hosts))))
+    return list(make(CoordinatorContext(plan.scheduler, plan.planner, view, tuple(hosts))))

@@ -20,10 +20,10 @@ import functools
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from dvms.errors import InputError
 from dvms.hypervisor import Hypervisor
+from dvms.node.config import SchedulerConfig
 from dvms.overlay.base import Overlay
 from dvms.protocol import DvmsService
 from dvms.protocol.config import DvmsConfig
@@ -31,9 +31,6 @@ from dvms.scheduler.model import Planner
 from dvms.services.central import CentralScheduler, GlobalView
 from dvms.services.coordinator import CentralCoordinator, CentralHost
 from peeractor import Behaviour, NodeId
-
-if TYPE_CHECKING:
-    from dvms.node.assembly import NodePlan
 
 __all__ = [
     "SCHEDULERS",
@@ -49,21 +46,24 @@ __all__ = [
 class HostContext:
     """What a scheduler may use to build one host's services."""
 
-    plan: NodePlan
     node: NodeId
     site: str
     hypervisor: Hypervisor
     overlay: Overlay | None
     """The host's overlay (shared with its Vivaldi service); None unless ``uses_overlay``."""
     planner: Callable[[], Planner]
-    """Makes a planner as the plan's ``[scheduler]`` table says."""
+    """Makes a planner as the ``[scheduler]`` table says."""
+    scheduler: SchedulerConfig
+    dvms: DvmsConfig
+    remote_view: bool
+    """Real hosts: a centralised scheduler's view is gathered over the transport."""
 
 
 @dataclass(frozen=True)
 class CoordinatorContext:
     """What a scheduler may use to build its coordinator's services."""
 
-    plan: NodePlan
+    scheduler: SchedulerConfig
     planner: Callable[[], Planner]
     view: GlobalView | None
     """The simulated world's global view; None on real hosts (gather over the transport)."""
@@ -131,22 +131,21 @@ def _load_spec(path: str) -> SchedulerSpec:
 
 
 def _central_coordinator(ctx: CoordinatorContext) -> Sequence[Behaviour]:
-    period = ctx.plan.scheduler.period_s
+    period = ctx.scheduler.period_s
     if ctx.view is not None:
         return [CentralScheduler(ctx.view, ctx.planner(), period_s=period)]
-    timeout = ctx.plan.scheduler.gather_timeout_s
+    timeout = ctx.scheduler.gather_timeout_s
     return [CentralCoordinator(ctx.hosts, ctx.planner(), period_s=period, gather_timeout_s=timeout)]
 
 
 def _central_host(ctx: HostContext) -> Sequence[Behaviour]:
     # the simulated world is the global view; real hosts answer the coordinator
-    return [CentralHost(ctx.hypervisor, ctx.site)] if ctx.plan.remote_view else ()
+    return [CentralHost(ctx.hypervisor, ctx.site)] if ctx.remote_view else ()
 
 
 def _dvms_services(ctx: HostContext) -> Sequence[Behaviour]:
     assert ctx.overlay is not None
-    config: DvmsConfig = ctx.plan.dvms
-    return [DvmsService(ctx.hypervisor, ctx.overlay, ctx.planner(), config, ctx.site)]
+    return [DvmsService(ctx.hypervisor, ctx.overlay, ctx.planner(), ctx.dvms, ctx.site)]
 
 
 register(SchedulerSpec("none"))

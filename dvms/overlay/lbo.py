@@ -32,6 +32,7 @@ from collections.abc import Collection
 
 import numpy as np
 
+from dvms.overlay.base import CloseNode
 from dvms.vivaldi import Coordinate
 from dvms.vivaldi.batch import PackedCoordinates, distances
 from peeractor import NodeId
@@ -49,6 +50,7 @@ class LboOverlay:
     """Closest node to the initiator outside the partition, from a close-node table."""
 
     name = "lbo"
+    keeps_close_table = True
 
     def __init__(
         self,
@@ -121,17 +123,17 @@ class LboOverlay:
             self._close_cut = float(self._dist[self._slot_of[cache[-1]]]) if cache else math.inf
         return cache[:want]
 
-    def fresh_close_nodes(self, k: int, since: float) -> list[tuple[NodeId, Coordinate, float]]:
+    def fresh_close_nodes(self, k: int, since: float = -math.inf) -> list[CloseNode]:
         """Of the ``k`` closest live entries, those known alive at or after ``since``, as
         (node, coordinate, heard_at), closest first (what gossip relays)."""
         slot_of, coords, heard = self._slot_of, self._coords, self._heard
-        out: list[tuple[NodeId, Coordinate, float]] = []
+        out: list[CloseNode] = []
         for node in self.close_nodes(k):
             slot = slot_of[node]
             at = heard[slot]
             coordinate = coords[slot]
             if at >= since and coordinate is not None:
-                out.append((node, coordinate, at))
+                out.append(CloseNode(node, coordinate, at))
         return out
 
     def _closest(self, k: int) -> list[NodeId]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Collection, Iterable
 
+from dvms.overlay.base import CloseNode
 from dvms.vivaldi import Coordinate
 from peeractor import NodeId
 
@@ -19,6 +21,7 @@ class RandomOverlay:
     """
 
     name = "random"
+    keeps_close_table = False
 
     def __init__(
         self, node: NodeId, rng: random.Random, bootstrap: Iterable[NodeId] = ()
@@ -37,7 +40,12 @@ class RandomOverlay:
             self.known.append(node)
 
     def observe(
-        self, node: NodeId, coordinate: Coordinate | None = None, *, direct: bool = False
+        self,
+        node: NodeId,
+        coordinate: Coordinate | None = None,
+        *,
+        direct: bool = False,
+        heard_at: float | None = None,
     ) -> None:
         if direct:
             self.dead.discard(node)
@@ -58,3 +66,15 @@ class RandomOverlay:
         # ... then an exact draw among the remaining candidates
         candidates = [n for n in self.known if n not in excluded and n not in self.dead]
         return self.rng.choice(candidates) if candidates else None
+
+    def coordinate_of(self, node: NodeId) -> Coordinate | None:
+        """None: this overlay keeps no coordinates."""
+        return None
+
+    def close_nodes(self, k: int | None = None) -> list[NodeId]:
+        """Empty: this overlay keeps no close-node table."""
+        return []
+
+    def fresh_close_nodes(self, k: int, since: float = -math.inf) -> list[CloseNode]:
+        """Empty: this overlay keeps no close-node table."""
+        return []

@@ -8,9 +8,11 @@ along the ring, regardless of where the nodes are.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Collection, Iterable, Sequence
 
+from dvms.overlay.base import CloseNode
 from dvms.vivaldi import Coordinate
 from peeractor import NodeId
 
@@ -36,6 +38,7 @@ class RingOverlay:
     """The first live successor outside the partition."""
 
     name = "ring"
+    keeps_close_table = False
 
     def __init__(self, node: NodeId, successors: Sequence[NodeId]) -> None:
         self.node = node
@@ -43,7 +46,12 @@ class RingOverlay:
         self.dead: set[NodeId] = set()
 
     def observe(
-        self, node: NodeId, coordinate: Coordinate | None = None, *, direct: bool = False
+        self,
+        node: NodeId,
+        coordinate: Coordinate | None = None,
+        *,
+        direct: bool = False,
+        heard_at: float | None = None,
     ) -> None:
         """Only clears a dead mark (when direct): the ring ignores coordinates."""
         if direct:
@@ -58,3 +66,15 @@ class RingOverlay:
             if successor not in excluded and successor not in self.dead:
                 return successor
         return None
+
+    def coordinate_of(self, node: NodeId) -> Coordinate | None:
+        """None: this overlay keeps no coordinates."""
+        return None
+
+    def close_nodes(self, k: int | None = None) -> list[NodeId]:
+        """Empty: this overlay keeps no close-node table."""
+        return []
+
+    def fresh_close_nodes(self, k: int, since: float = -math.inf) -> list[CloseNode]:
+        """Empty: this overlay keeps no close-node table."""
+        return []

@@ -5,15 +5,17 @@
 """
 
 from dvms.protocol.config import DvmsConfig
-from dvms.protocol.partition import BLOCKED, COMPUTING, DISSOLVED, GROWING, Membership
+from dvms.protocol.messages import PartitionState, PartitionView
+from dvms.protocol.partition import BLOCKED, COMPUTING, GROWING, Membership
 from dvms.protocol.service import DvmsService
 
 __all__ = [
     "BLOCKED",
     "COMPUTING",
-    "DISSOLVED",
     "GROWING",
     "DvmsConfig",
     "DvmsService",
     "Membership",
+    "PartitionState",
+    "PartitionView",
 ]

@@ -18,8 +18,12 @@ partition, ``solved`` when every migration succeeded.
 
 from __future__ import annotations
 
+import dataclasses
+
+from dvms import events
+from dvms.events import emit_event
 from dvms.hypervisor import MigrationResult
-from dvms.protocol.base import ORDER_CACHE_SIZE, ProtocolBase
+from dvms.protocol.base import ORDER_CACHE_SIZE, Handlers, ProtocolBase
 from dvms.protocol.messages import (
     ApplyTimeout,
     KeepAlive,
@@ -38,8 +42,19 @@ __all__ = ["Applying"]
 class Applying(ProtocolBase):
     """The leader's planning and plan application, and the sources' side of orders."""
 
-    def grow(self) -> None:
-        raise NotImplementedError
+    def handlers(self) -> Handlers:
+        return {
+            **super().handlers(),
+            KeepAlive: self.on_keepalive,
+            KeepAliveTick: self.on_keepalive_tick,
+            SolveDone: self.on_solve_done,
+            MigrateOrder: self.on_migrate_order,
+            OrderAck: self.on_order_ack,
+            OrderTimer: self.on_order_timer,
+            MigrationReport: self.on_report,
+            MigrationResult: self.on_migration_result,
+            ApplyTimeout: self.on_apply_timeout,
+        }
 
     # ----- planning --------------------------------------------------------------------
     def plan_or_grow(self) -> None:
@@ -57,23 +72,31 @@ class Applying(ProtocolBase):
             self.dissolve("no-violation", False)
             return
         if plan is None:
-            self.emit("partition.fail", partition=part.id, size=part.size, reason="no-plan")
-            self.schedule(cost, SolveDone(part.id, part.version, False))
+            emit_event(
+                self.emit,
+                events.partition_fail(
+                    self.now(), self.node, partition=part.id, size=part.size, reason="no-plan"
+                ),
+            )
+            self.schedule(cost, SolveDone(partition=part.id, version=part.version, found=False))
             return
         lead.plan = plan
-        part.version += 1
-        part.state = COMPUTING
+        part.view = dataclasses.replace(part.view, version=part.version + 1, state=COMPUTING)
         part.last_update = self.now()
         self.notify()
-        self.emit(
-            "partition.solve",
-            partition=part.id,
-            size=part.size,
-            migrations=len(plan),
-            compute_s=cost,
+        emit_event(
+            self.emit,
+            events.partition_solve(
+                self.now(),
+                self.node,
+                partition=part.id,
+                size=part.size,
+                migrations=len(plan),
+                compute_s=cost,
+            ),
         )
         lead.keepalive = self.schedule(self.config.keepalive_period_s, KeepAliveTick(part.id))
-        self.schedule(cost, SolveDone(part.id, part.version, True))
+        self.schedule(cost, SolveDone(partition=part.id, version=part.version, found=True))
 
     def on_solve_done(self, message: SolveDone) -> None:
         part, lead = self.part, self.lead
@@ -92,7 +115,7 @@ class Applying(ProtocolBase):
         assert lead.plan is not None
         for migration in lead.plan.migrations:
             lead.orders[migration.vm] = Order(
-                migration.source, migration.destination, migration.memory_mib
+                source=migration.source, destination=migration.destination
             )
         lead.apply_deadline = self.schedule(self.config.apply_timeout_s, ApplyTimeout(part.id))
         for vm in list(lead.orders):
@@ -102,7 +125,7 @@ class Applying(ProtocolBase):
         part, lead = self.part, self.lead
         if part is None or lead is None or part.id != message.partition or part.state != COMPUTING:
             return
-        keepalive = KeepAlive(part.id, part.version)
+        keepalive = KeepAlive(partition=part.id, version=part.version)
         for member in part.members:
             if member != self.node:
                 self.send(self.to(member), keepalive)
@@ -121,11 +144,16 @@ class Applying(ProtocolBase):
         order = lead.orders[vm]
         order.round += 1
         order.acked = False
-        self.send(
-            self.to(order.source),
-            MigrateOrder(part.id, vm, order.source, order.destination, self.node),
+        command = MigrateOrder(
+            partition=part.id,
+            vm=vm,
+            source=order.source,
+            destination=order.destination,
+            leader=self.node,
         )
-        self.schedule(self.config.request_timeout_s, OrderTimer(part.id, vm, order.round))
+        self.send(self.to(order.source), command)
+        timer = OrderTimer(partition=part.id, vm=vm, round=order.round)
+        self.schedule(self.config.request_timeout_s, timer)
 
     def leader_order(self, partition: str, vm: str) -> Order | None:
         part, lead = self.part, self.lead
@@ -141,9 +169,8 @@ class Applying(ProtocolBase):
         order.acked = True
         order.tries = 0
         order.round += 1
-        self.schedule(
-            self.config.result_poll_s, OrderTimer(message.partition, message.vm, order.round)
-        )
+        timer = OrderTimer(partition=message.partition, vm=message.vm, round=order.round)
+        self.schedule(self.config.result_poll_s, timer)
 
     def on_order_timer(self, message: OrderTimer) -> None:
         order = self.leader_order(message.partition, message.vm)
@@ -163,8 +190,14 @@ class Applying(ProtocolBase):
         order.done, order.ok, order.reason = True, False, "source-unreachable"
         self.overlay.mark_dead(order.source)
         if order.source in part.members and order.source != self.node:
-            part.members = tuple(m for m in part.members if m != order.source)
-        self.emit("partition.fail", partition=part.id, size=part.size, reason="member-lost")
+            members = tuple(m for m in part.members if m != order.source)
+            part.view = dataclasses.replace(part.view, members=members)
+        emit_event(
+            self.emit,
+            events.partition_fail(
+                self.now(), self.node, partition=part.id, size=part.size, reason="member-lost"
+            ),
+        )
         self.finish_if_done()
 
     def on_report(self, message: MigrationReport) -> None:
@@ -182,8 +215,15 @@ class Applying(ProtocolBase):
             if not solved:
                 part = self.part
                 assert part is not None
-                self.emit(
-                    "partition.fail", partition=part.id, size=part.size, reason="migration-failed"
+                emit_event(
+                    self.emit,
+                    events.partition_fail(
+                        self.now(),
+                        self.node,
+                        partition=part.id,
+                        size=part.size,
+                        reason="migration-failed",
+                    ),
                 )
             self.dissolve("solved" if solved else "migration-failed", solved)
 
@@ -192,7 +232,12 @@ class Applying(ProtocolBase):
         if part is None or self.lead is None or part.id != message.partition:
             return
         if part.state == COMPUTING:
-            self.emit("partition.fail", partition=part.id, size=part.size, reason="apply-timeout")
+            emit_event(
+                self.emit,
+                events.partition_fail(
+                    self.now(), self.node, partition=part.id, size=part.size, reason="apply-timeout"
+                ),
+            )
             self.dissolve("apply-timeout", False)
 
     # ----- orders (source side) --------------------------------------------------------
@@ -200,7 +245,9 @@ class Applying(ProtocolBase):
         key = (message.partition, message.vm)
         if key in self.order_cache:
             cached = self.order_cache[key]
-            reply: object = OrderAck(*key) if cached is None else cached
+            reply: object = OrderAck(partition=message.partition, vm=message.vm)
+            if cached is not None:
+                reply = cached
             self.send(self.to(message.leader), reply)
             return
         part = self.part
@@ -213,7 +260,12 @@ class Applying(ProtocolBase):
                 reason = "vm-not-here"
         if reason:
             report = MigrationReport(
-                message.partition, message.vm, self.node, message.destination, False, reason
+                partition=message.partition,
+                vm=message.vm,
+                source=self.node,
+                destination=message.destination,
+                ok=False,
+                reason=reason,
             )
             self.remember(key, report)
             self.send(self.to(message.leader), report)
@@ -221,7 +273,7 @@ class Applying(ProtocolBase):
         self.remember(key, None)
         self.inflight[message.vm] = (message.partition, message.leader, message.destination)
         self.hv.migrate(message.vm, message.destination, self.address)
-        self.send(self.to(message.leader), OrderAck(*key))
+        self.send(self.to(message.leader), OrderAck(partition=message.partition, vm=message.vm))
 
     def remember(self, key: tuple[str, str], report: MigrationReport | None) -> None:
         self.order_cache[key] = report
@@ -235,7 +287,12 @@ class Applying(ProtocolBase):
         if info is not None:
             partition, leader, destination = info
             report = MigrationReport(
-                partition, message.vm, self.node, destination, message.ok, message.reason
+                partition=partition,
+                vm=message.vm,
+                source=self.node,
+                destination=destination,
+                ok=message.ok,
+                reason=message.reason,
             )
             self.remember((partition, message.vm), report)
             self.send(self.to(leader), report)

@@ -1,24 +1,30 @@
 """State and shared steps of a node's DVMS service (membership, leaving, timeouts).
 
 The protocol is split by concern: this module (a node's membership: joining, leaving,
-deadlines, trace events), ``growth`` (the travelling partition: routing, claims, joins,
-blocking, merging) and ``apply`` (the leader: planning, solving, migration orders).
-``service.DvmsService`` assembles them.
+deadlines, trace events, the message dispatch), ``routing`` (start, routing, transmission,
+acknowledgements), ``claims`` (versions claimed from initiators: joining, blocking,
+dissolving), ``merge`` (blocked partitions absorbing each other) and ``apply`` (the leader:
+planning, solving, migration orders). ``service.DvmsService`` assembles them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.hypervisor import Hypervisor
-from dvms.overlay.base import Overlay
+from dvms.overlay.base import Overlay, WireCoordinate
 from dvms.protocol.config import DvmsConfig
 from dvms.protocol.messages import (
+    CanIMergePartitionWithYou,
     DeadlineCheck,
     DissolvePartition,
+    IsThisVersionOfThePartitionStillValid,
+    MergeProposal,
     MigrationReport,
     Recheck,
     SetCurrentPartition,
@@ -27,10 +33,9 @@ from dvms.protocol.messages import (
 from dvms.protocol.partition import Leadership, Membership
 from dvms.scheduler.model import Planner, is_overloaded
 from dvms.services.monitor import host_demand
-from dvms.vivaldi import Coordinate
 from peeractor import Address, Behaviour, NodeId, Timer
 
-__all__ = ["SERVICE", "ProtocolBase"]
+__all__ = ["SERVICE", "ClaimKind", "Handlers", "ProtocolBase"]
 
 SERVICE = "dvms"
 """The service name of the protocol on every node."""
@@ -38,6 +43,14 @@ ORDER_CACHE_SIZE = 1024
 """Migration orders a source remembers (for idempotency) before forgetting the oldest."""
 BOOKED_CACHE_SIZE = 256
 """Nodes a node remembers as booked (for routing growing partitions around them)."""
+
+ClaimKind = Literal["join", "block", "dissolve", "survivor", "absorbed"]
+"""What a claimant will do with the version it claims: ``join`` the partition, ``block`` it
+(it came back growing), ``dissolve`` it (it came back blocked), or, for a merge, consume its
+own partition's version (``survivor``) then the absorbed one's (``absorbed``)."""
+
+Handlers = dict[type[Any], Callable[[Any], None]]
+"""Message type → the method handling it."""
 
 
 @dataclass(slots=True)
@@ -55,18 +68,22 @@ class PendingAck:
 class PendingClaim:
     """A version claimed from an initiator, waiting for its answer."""
 
-    kind: str
-    """``join``, ``block``, ``dissolve``, ``survivor`` or ``absorbed`` (the two merge claims)."""
+    kind: ClaimKind
     token: TransmissionOfAnISP
     initiator: NodeId
-    message: object
+    message: IsThisVersionOfThePartitionStillValid | CanIMergePartitionWithYou
+    """The claim as sent (re-sent on timeout)."""
     timer: Timer
     tries: int = 0
     cancelled: bool = False
 
 
 class ProtocolBase(Behaviour):
-    """What every part of the protocol shares: the node's state and its basic steps."""
+    """What every part of the protocol shares: the node's state and its basic steps.
+
+    Each part adds the messages it handles to ``handlers()`` (calling ``super()``); the
+    table is built once, at construction.
+    """
 
     name = SERVICE
 
@@ -90,8 +107,6 @@ class ProtocolBase(Behaviour):
         """Set while this node leads ``part``."""
         self.own_isp: tuple[str, float] | None = None
         """(id, start time) of the ISP this node initiated and that has not ended yet."""
-        self.joining: int | None = None
-        """Seq of a pending join claim: the node is reserved and passes other partitions on."""
         self.counter = 0
         self._seq = 0
         self.retry_at = 0.0
@@ -107,6 +122,22 @@ class ProtocolBase(Behaviour):
         """Nodes recently seen booked in other partitions → when that news gets stale."""
         self._deadline: Timer | None = None
         self._recheck: Timer | None = None
+        self._handlers = self.handlers()
+
+    # ----- messages --------------------------------------------------------------------
+    def handlers(self) -> Handlers:
+        """The messages this part of the protocol handles (extended by each part)."""
+        return {DeadlineCheck: self.on_deadline, Recheck: self.on_recheck}
+
+    def on_receive(self, message: object) -> None:
+        handler = self._handlers.get(type(message))
+        if handler is not None:
+            handler(message)
+
+    @property
+    def joining(self) -> bool:
+        """A join claim is pending: the node is reserved and passes other partitions on."""
+        return any(pending.kind == "join" for pending in self.claims.values())
 
     # ----- small helpers ---------------------------------------------------------------
     def next_seq(self) -> int:
@@ -122,25 +153,15 @@ class ProtocolBase(Behaviour):
         cpu, mem = host_demand(self.hv)
         return is_overloaded(cpu, mem, capacity.cpu, capacity.memory_mib)
 
-    def own_coordinate(self) -> Any:
-        """This node's coordinate packed for the wire, if its overlay knows it."""
-        coordinate_of = getattr(self.overlay, "coordinate_of", None)
-        coordinate = coordinate_of(self.node) if coordinate_of is not None else None
-        if coordinate is None:
-            return None
-        return (tuple(coordinate.vec), coordinate.height, coordinate.error, coordinate.adjustment)
+    def own_coordinate(self) -> WireCoordinate | None:
+        """This node's coordinate for the wire, if its overlay knows it."""
+        coordinate = self.overlay.coordinate_of(self.node)
+        return None if coordinate is None else WireCoordinate.of(coordinate)
 
     def observe_initiator(self, token: TransmissionOfAnISP) -> None:
         """Tell the overlay the initiator's coordinate (LBO measures closeness from it)."""
-        packed = token.coordinate
-        if packed is not None and token.initiator != self.node:
-            vec, height, error, adjustment = packed
-            self.overlay.observe(
-                token.initiator, Coordinate(tuple(vec), height, error, adjustment)
-            )
-
-    def trace_members(self, members: tuple[NodeId, ...]) -> list[NodeId]:
-        return list(members)
+        if token.coordinate is not None and token.view.initiator != self.node:
+            self.overlay.observe(token.view.initiator, token.coordinate)
 
     # ----- nodes known to be booked ----------------------------------------------------
     def note_booked(self, nodes: Iterable[NodeId]) -> None:
@@ -175,7 +196,10 @@ class ProtocolBase(Behaviour):
         """Become a member of ``part``."""
         assert self.part is None, f"{self.node} joins {part.id} while in {self.part}"
         self.part = part
-        self.emit("partition.join", partition=part.id, leader=part.leader)
+        emit_event(
+            self.emit,
+            events.partition_join(self.now(), self.node, partition=part.id, leader=part.leader),
+        )
         self.arm_deadline()
 
     def touch(self) -> None:
@@ -187,16 +211,7 @@ class ProtocolBase(Behaviour):
         """Send the partition's current version to every other member."""
         part = self.part
         assert part is not None
-        update = SetCurrentPartition(
-            part.id,
-            part.initiator,
-            part.leader,
-            part.version,
-            part.state,
-            part.members,
-            part.started_at,
-            absorbed,
-        )
+        update = SetCurrentPartition(part.view, absorbed=absorbed)
         for member in part.members:
             if member != self.node:
                 self.send(self.to(member), update)
@@ -205,18 +220,37 @@ class ProtocolBase(Behaviour):
         """End the partition for every member (this node included)."""
         part = self.part
         assert part is not None
-        message = DissolvePartition(part.id, reason, solved)
+        message = DissolvePartition(partition=part.id, reason=reason, solved=solved)
         for member in part.members:
             if member != self.node:
                 self.send(self.to(member), message)
         self.leave(reason, solved)
 
-    def leave(self, reason: str, solved: bool) -> None:
-        """Stop being a member; the initiator ends its ISP (``partition.dissolve``)."""
+    def drop_lead(self) -> None:
+        """Stop leading: the leader's timers are cancelled."""
+        if self.lead is not None:
+            self.lead.cancel()
+            self.lead = None
+
+    def drop_membership(self, reason: str) -> Membership:
+        """Stop being a member of ``part`` (``partition.leave``) without ending anything
+        else: the lead, if any, stays (a merge hands it over). Returns the membership."""
         part = self.part
         assert part is not None
+        emit_event(
+            self.emit,
+            events.partition_leave(self.now(), self.node, partition=part.id, reason=reason),
+        )
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.part = None
+        return part
+
+    def leave(self, reason: str, solved: bool) -> None:
+        """Stop being a member; the initiator ends its ISP (``partition.dissolve``)."""
         now = self.now()
-        self.emit("partition.leave", partition=part.id, reason=reason)
+        part = self.drop_membership(reason)
         if (
             part.initiator == self.node
             and part.claimed_by
@@ -224,26 +258,25 @@ class ProtocolBase(Behaviour):
             and part.claimed_by not in part.members
         ):
             # a join granted just now may still be on its way: cancel it
-            self.send(self.to(part.claimed_by), DissolvePartition(part.id, reason, solved))
+            cancel = DissolvePartition(partition=part.id, reason=reason, solved=solved)
+            self.send(self.to(part.claimed_by), cancel)
         if self.own_isp is not None:
             isp, started = self.own_isp
             self.own_isp = None
-            self.emit(
-                "partition.dissolve",
-                partition=isp,
-                size=part.size,
-                reason=reason,
-                lifetime_s=now - started,
-                solved=solved,
+            emit_event(
+                self.emit,
+                events.partition_dissolve(
+                    self.now(),
+                    self.node,
+                    partition=isp,
+                    size=part.size,
+                    reason=reason,
+                    lifetime_s=now - started,
+                    solved=solved,
+                ),
             )
-        if self.lead is not None:
-            self.lead.cancel()
-            self.lead = None
+        self.drop_lead()
         self.note_free(part.members)
-        self.part = None
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
         self.after_leave(solved)
 
     def after_leave(self, solved: bool) -> None:
@@ -277,7 +310,7 @@ class ProtocolBase(Behaviour):
             max(remaining, self.config.timeout_check_period_s), DeadlineCheck()
         )
 
-    def on_deadline(self) -> None:
+    def on_deadline(self, message: DeadlineCheck) -> None:
         self._deadline = None
         part = self.part
         if part is None:
@@ -287,9 +320,41 @@ class ProtocolBase(Behaviour):
         else:
             self.arm_deadline()
 
+    def on_recheck(self, message: Recheck) -> None:
+        self._recheck = None
+        self.maybe_start()
+
     # ----- steps the other parts provide -------------------------------------------------
     def maybe_start(self) -> None:
+        """``routing``: start an ISP if this node should."""
+        raise NotImplementedError
+
+    def grow(self) -> None:
+        """``routing``: send the led partition to its next node."""
+        raise NotImplementedError
+
+    def pass_on(self, token: TransmissionOfAnISP) -> None:
+        """``routing``: forward a partition this node cannot take."""
+        raise NotImplementedError
+
+    def claim(self, kind: ClaimKind, token: TransmissionOfAnISP, *, into: str = "") -> None:
+        """``claims``: ask ``token``'s initiator for its version."""
+        raise NotImplementedError
+
+    def led_from(
+        self, token: TransmissionOfAnISP, members: tuple[NodeId, ...], now: float
+    ) -> Membership:
+        """``claims``: this node's membership as the new leader of ``token``'s partition."""
+        raise NotImplementedError
+
+    def on_merge_proposal(self, message: MergeProposal) -> None:
+        """``merge``: absorb the blocked partition a member met."""
+        raise NotImplementedError
+
+    def merge_claimed(self, kind: ClaimKind, token: TransmissionOfAnISP, granted: bool) -> None:
+        """``merge``: the answer to one of the two merge claims."""
         raise NotImplementedError
 
     def plan_or_grow(self) -> None:
+        """``apply``: plan if the partition is large enough, else grow it."""
         raise NotImplementedError

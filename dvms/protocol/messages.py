@@ -1,13 +1,15 @@
 """Messages of the DVMS protocol (tags ``dvms.*``), named after the DVMS prototype's.
 
 Request/response pairs carry a ``seq`` (the requester's correlation number); the
-requester arms a timer of ``request_timeout_s`` for each.
+requester arms a timer of ``request_timeout_s`` for each. A partition travels and is
+announced as one value, ``PartitionView`` (``dvms.Partition``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
+from dvms.overlay.base import WireCoordinate
 from peeractor import NodeId, message
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "MigrationReport",
     "OrderAck",
     "OrderTimer",
+    "PartitionState",
+    "PartitionView",
     "Recheck",
     "SetCurrentPartition",
     "SolveDone",
@@ -50,31 +54,51 @@ class HostSnapshot:
     """The host's site ("" unknown): planners prefer destinations on the source's site."""
 
 
-@message("dvms.TransmissionOfAnISP")
-class TransmissionOfAnISP:
-    """A partition travelling to its next node (the ISP "token"); acknowledged on receipt."""
+PartitionState = Literal["growing", "blocked", "computing"]
+"""``computing`` is the prototype's ComputingAndApplying: the leader solves, then applies."""
 
-    partition: str
+
+@message("dvms.Partition")
+class PartitionView:
+    """A partition as it travels and as its members agree on it, at one version."""
+
+    id: str
+    """``"<initiator>:<n>"``, deterministic."""
     initiator: NodeId
+    """The partition's authority: grants each version once."""
     leader: NodeId
-    """The member that sent the partition out last; it holds the members' snapshots."""
+    """The member that leads this version (for a travelling partition: the member that sent
+    it out last; it holds the members' snapshots)."""
     version: int
-    """The version the partition had when sent; a node consuming it claims it first."""
-    state: str
-    """``"growing"`` or ``"blocked"``."""
+    """Bumped by each change; a node consuming a travelling partition claims its version."""
+    state: PartitionState
     members: tuple[NodeId, ...]
-    snapshots: tuple[HostSnapshot, ...]
+    """In joining order: the initiator first."""
     started_at: float
     """When the initiator started the ISP."""
-    visited: tuple[NodeId, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+@message("dvms.TransmissionOfAnISP")
+class TransmissionOfAnISP:
+    """A partition travelling to its next node (the ISP "token"); acknowledged on receipt.
+
+    ``view.state`` is ``"growing"`` or ``"blocked"``."""
+
+    view: PartitionView
+    snapshots: tuple[HostSnapshot, ...]
+    visited: tuple[NodeId, ...] = ()
     """Nodes known booked (or silent) since the partition last grew: the booked nodes it
     crossed and their partitions' members; never proposed again."""
-    hops: int
+    hops: int = 0
     """Booked nodes crossed since the partition last grew."""
-    coordinate: Any
+    coordinate: WireCoordinate | None = None
     """The initiator's network coordinate (for locality-based overlays), or None."""
-    sender: NodeId
-    seq: int
+    sender: NodeId = ""
+    seq: int = 0
 
 
 @message("dvms.TransmissionAck")
@@ -122,15 +146,8 @@ class SetCurrentPartition:
     """A new version of the partition, from its leader to every member (also tells them
     who the new leader is: the prototype's ``IAmTheNewLeader``)."""
 
-    partition: str
-    initiator: NodeId
-    leader: NodeId
-    version: int
-    state: str
-    """``"growing"``, ``"blocked"`` or ``"computing"`` (ComputingAndApplying)."""
-    members: tuple[NodeId, ...]
-    started_at: float
-    absorbed: str
+    view: PartitionView
+    absorbed: str = ""
     """Non-empty after a merge: members of that partition now belong to this one."""
 
 

@@ -18,17 +18,22 @@ overloaded by a stale CPU figure is noticed by its monitor and starts its own IS
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from dvms.hypervisor import Hypervisor
-from dvms.protocol.messages import HostSnapshot, TransmissionOfAnISP
+from dvms.overlay.base import WireCoordinate
+from dvms.protocol.messages import (
+    HostSnapshot,
+    PartitionState,
+    PartitionView,
+    TransmissionOfAnISP,
+)
 from dvms.scheduler.model import VM, Host, Plan
 from peeractor import NodeId, Timer
 
 __all__ = [
     "BLOCKED",
     "COMPUTING",
-    "DISSOLVED",
     "GROWING",
     "Leadership",
     "Membership",
@@ -37,35 +42,53 @@ __all__ = [
     "snapshot",
 ]
 
-GROWING: Final = "growing"
-BLOCKED: Final = "blocked"
-COMPUTING: Final = "computing"
+GROWING: Final[PartitionState] = "growing"
+BLOCKED: Final[PartitionState] = "blocked"
+COMPUTING: Final[PartitionState] = "computing"
 """ComputingAndApplying: the leader solves, then applies the plan."""
-DISSOLVED: Final = "dissolved"
 
 
 @dataclass(slots=True)
 class Membership:
-    """What a node knows of the partition it belongs to."""
+    """What a node knows of the partition it belongs to: the latest version it heard of
+    (``view``, replaced as a whole on each change) and its own bookkeeping."""
 
-    id: str
-    initiator: NodeId
-    leader: NodeId
-    version: int
-    state: str
-    members: tuple[NodeId, ...]
-    started_at: float
+    view: PartitionView
     last_update: float
     """Last time this node heard of the partition (update, keepalive, own activity)."""
     claimed: int = -1
     """Initiator only: highest version granted to a claimant."""
     claimed_by: NodeId = ""
-    coordinate: Any = None
-    """The initiator's packed coordinate, carried by the travelling partition (LBO)."""
+    coordinate: WireCoordinate | None = None
+    """The initiator's coordinate, carried by the travelling partition (LBO)."""
+
+    @property
+    def id(self) -> str:
+        return self.view.id
+
+    @property
+    def initiator(self) -> NodeId:
+        return self.view.initiator
+
+    @property
+    def leader(self) -> NodeId:
+        return self.view.leader
+
+    @property
+    def version(self) -> int:
+        return self.view.version
+
+    @property
+    def state(self) -> PartitionState:
+        return self.view.state
+
+    @property
+    def members(self) -> tuple[NodeId, ...]:
+        return self.view.members
 
     @property
     def size(self) -> int:
-        return len(self.members)
+        return len(self.view.members)
 
 
 @dataclass(slots=True)
@@ -74,7 +97,6 @@ class Order:
 
     source: NodeId
     destination: NodeId
-    memory_mib: int
     round: int = 0
     acked: bool = False
     tries: int = 0
@@ -114,7 +136,14 @@ def snapshot(node: NodeId, hypervisor: Hypervisor, now: float, site: str = "") -
         for vm in hypervisor.vms()
         if not vm.migrating
     )
-    return HostSnapshot(node, float(capacity.cpu), int(capacity.memory_mib), vms, now, site)
+    return HostSnapshot(
+        node=node,
+        cpu_capacity=float(capacity.cpu),
+        memory_mib=int(capacity.memory_mib),
+        vms=vms,
+        taken_at=now,
+        site=site,
+    )
 
 
 def planning_problem(

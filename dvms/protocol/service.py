@@ -8,86 +8,29 @@ acts only through its context, and is deterministic given its rng and message or
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from dvms.hypervisor import Hypervisor, MigrationResult
-from dvms.overlay.base import Overlay
 from dvms.protocol.apply import Applying
-from dvms.protocol.config import DvmsConfig
-from dvms.protocol.growth import Growth
-from dvms.protocol.messages import (
-    AckTimeout,
-    ApplyTimeout,
-    CanIMergePartitionWithYou,
-    ClaimReply,
-    ClaimTimeout,
-    DeadlineCheck,
-    DissolvePartition,
-    IsThisVersionOfThePartitionStillValid,
-    KeepAlive,
-    KeepAliveTick,
-    MergeProposal,
-    MigrateOrder,
-    MigrationReport,
-    OrderAck,
-    OrderTimer,
-    Recheck,
-    SetCurrentPartition,
-    SolveDone,
-    TransmissionAck,
-    TransmissionOfAnISP,
-)
+from dvms.protocol.base import Handlers
+from dvms.protocol.claims import Claims
+from dvms.protocol.merge import Merging
+from dvms.protocol.messages import DissolvePartition, SetCurrentPartition
 from dvms.protocol.partition import BLOCKED, GROWING, Membership
-from dvms.scheduler.model import Planner
+from dvms.protocol.routing import Routing
 from dvms.services.monitor import HostNormal, HostOverloaded
 
 __all__ = ["DvmsService"]
 
 
-class DvmsService(Growth, Applying):
+class DvmsService(Routing, Claims, Merging, Applying):
     """One node's share of DVMS: ``DvmsService(hypervisor, overlay, planner, config, site)``."""
 
-    def __init__(
-        self,
-        hypervisor: Hypervisor,
-        overlay: Overlay,
-        planner: Planner,
-        config: DvmsConfig | None = None,
-        site: str = "",
-    ) -> None:
-        super().__init__(hypervisor, overlay, planner, config, site)
-        handlers: dict[type[Any], Callable[[Any], None]] = {
-            TransmissionOfAnISP: self.on_transmission,
-            TransmissionAck: self.on_ack,
-            AckTimeout: self.on_ack_timeout,
-            IsThisVersionOfThePartitionStillValid: self.on_claim,
-            CanIMergePartitionWithYou: self.on_claim,
-            ClaimReply: self.on_claim_reply,
-            ClaimTimeout: self.on_claim_timeout,
+    def handlers(self) -> Handlers:
+        return {
+            **super().handlers(),
             SetCurrentPartition: self.on_set_current_partition,
-            KeepAlive: self.on_keepalive,
             DissolvePartition: self.on_dissolve,
-            MergeProposal: self.on_merge_proposal,
-            MigrateOrder: self.on_migrate_order,
-            OrderAck: self.on_order_ack,
-            MigrationReport: self.on_report,
-            MigrationResult: self.on_migration_result,
             HostOverloaded: self.on_overloaded,
             HostNormal: self.on_normal,
-            DeadlineCheck: lambda _m: self.on_deadline(),
-            KeepAliveTick: self.on_keepalive_tick,
-            SolveDone: self.on_solve_done,
-            OrderTimer: self.on_order_timer,
-            ApplyTimeout: self.on_apply_timeout,
-            Recheck: lambda _m: self.on_recheck(),
         }
-        self._handlers = handlers
-
-    def on_receive(self, message: object) -> None:
-        handler = self._handlers.get(type(message))
-        if handler is not None:
-            handler(message)
 
     # ----- monitor ---------------------------------------------------------------------
     def on_overloaded(self, message: HostOverloaded) -> None:
@@ -105,52 +48,26 @@ class DvmsService(Growth, Applying):
         ):
             self.dissolve("violation-ended", False)
 
-    def on_recheck(self) -> None:
-        self._recheck = None
-        self.maybe_start()
-
     # ----- partition updates -----------------------------------------------------------
     def on_set_current_partition(self, message: SetCurrentPartition) -> None:
-        part = self.part
+        part, view = self.part, message.view
         if part is None:
             return
-        if part.id == message.partition:
-            if message.version <= part.version:
+        if part.id == view.id:
+            if view.version <= part.version:
                 return
-            if self.node not in message.members:
+            if self.node not in view.members:
                 self.leave("removed", False)
                 return
-            if self.lead is not None and message.leader != self.node:
-                self.lead.cancel()
-                self.lead = None
-            part.leader = message.leader
-            part.version = message.version
-            part.state = message.state
-            part.members = message.members
+            if view.leader != self.node:
+                self.drop_lead()
+            part.view = view
             part.last_update = self.now()
-        elif message.absorbed and message.absorbed == part.id and self.node in message.members:
+        elif message.absorbed and message.absorbed == part.id and self.node in view.members:
             # merged: this node's partition now belongs to the one that absorbed it
-            self.emit("partition.leave", partition=part.id, reason="merged")
-            if self.lead is not None:
-                self.lead.cancel()
-                self.lead = None
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-            self.part = None
-            now = self.now()
-            self.enter(
-                Membership(
-                    message.partition,
-                    message.initiator,
-                    message.leader,
-                    message.version,
-                    message.state,
-                    message.members,
-                    message.started_at,
-                    now,
-                )
-            )
+            self.drop_membership("merged")
+            self.drop_lead()
+            self.enter(Membership(view, last_update=self.now()))
 
     def on_dissolve(self, message: DissolvePartition) -> None:
         part = self.part

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dvms.report.page import Section, render_index
 from dvms.report.runs import Run, load_run
 from dvms.report.series import RunSeries
 from dvms.report.tables import Table, comparison_table
+from dvms.rundir import check_writable_dir
 
 __all__ = ["Report", "build_report", "default_out", "unique_labels"]
 
@@ -55,6 +57,17 @@ def default_out(run_dirs: Sequence[Path]) -> Path:
     return run_dirs[0] / "report" if len(run_dirs) == 1 else Path("report")
 
 
+def _make_out(out_dir: Path) -> None:
+    """Create the report's directory; ``InputError`` (one line) if it cannot be written."""
+    check_writable_dir(out_dir, "--out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {str(out_dir)!r}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise InputError(f"--out {str(out_dir)!r}: cannot write there (permission denied)")
+
+
 def _stem(fn: Callable[..., Figure]) -> str:
     return fn.__name__.removeprefix("figure_")
 
@@ -72,7 +85,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     runs: list[Run] = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
     series = [RunSeries.from_events(r.label, r.events()) for r in runs]
     out_dir = Path(out) if out is not None else default_out(paths)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _make_out(out_dir)
 
     table = comparison_table(labels, [r.summary for r in runs])
     (out_dir / "metrics.md").write_text(table.markdown(), encoding="utf-8")

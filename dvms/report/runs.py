@@ -3,7 +3,9 @@
 A run directory (written by ``dvms simulate`` or a real deployment) holds
 ``summary.json``, ``events.jsonl.gz`` (or ``events.jsonl``) and ``scenario.toml``.
 Every problem with one — missing, not a directory, corrupt JSON, truncated gzip —
-is an :class:`~dvms.errors.InputError` with a one-line message.
+is an :class:`~dvms.errors.InputError` with a one-line message. A run that did not
+complete (``"status": "interrupted"`` or ``"failed"``), or whose summary does not meet the
+contract, is still loaded: :attr:`Run.warning` says so in one line.
 """
 
 from __future__ import annotations
@@ -17,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from dvms.errors import InputError
+from dvms.summary import validate_summary
 
-__all__ = ["Run", "find_trace", "iter_events", "load_run", "load_summary", "read_header"]
+__all__ = [
+    "Run",
+    "find_trace",
+    "iter_events",
+    "load_run",
+    "load_summary",
+    "read_header",
+    "run_warning",
+]
 
 TRACE_NAMES = ("events.jsonl.gz", "events.jsonl")
 
@@ -37,10 +48,35 @@ class Run:
         """The trace's events in order (the header, if any, left out)."""
         return iter_events(self.trace)
 
+    @property
+    def warning(self) -> str | None:
+        """One line when the run is not complete or its summary breaks the contract."""
+        return run_warning(self.path, self.summary)
+
+
+def run_warning(path: Path, summary: dict[str, Any]) -> str | None:
+    """One line naming an interrupted or failed run, or a summary's contract problems."""
+    status = summary.get("status")
+    reached = summary.get("simulated_s")
+    until = f" at t = {reached:g} s" if isinstance(reached, int | float) else ""
+    if status == "interrupted":
+        return f"run {str(path)!r} was interrupted{until}: showing what it recorded"
+    if status == "failed":
+        return (f"run {str(path)!r} failed{until} ({summary.get('exception')}): "
+                "showing what it recorded")
+    problems = validate_summary(summary)
+    if problems:
+        return f"{path / 'summary.json'}: {'; '.join(problems)}"
+    return None
+
 
 def _check_dir(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"run directory {str(path)!r} does not exist")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise InputError(f"run directory {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"run directory {str(path)!r}: {exc.strerror or exc}") from None
     if not path.is_dir():
         raise InputError(f"run directory {str(path)!r} is not a directory")
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dvms.summary import build_summary, write_summary
+
 __all__ = ["synthetic_events", "write_synthetic_run"]
 
 CAPACITY, MEMORY, VM_MEM, IDLE_W, MAX_W = 700.0, 32768, 1024, 100.0, 200.0
@@ -171,8 +173,7 @@ def _summary(events: list[dict[str, Any]], hosts: int, vms: int, sites: int,
     migs = [e for e in events if e["type"] == "migration.end"]
     dissolved = [e for e in events if e["type"] == "partition.dissolve"]
     messages = {"dvms.partition": 3 * len(dissolved), "vivaldi.ping": 40 * hosts}
-    return {
-        "schema": "dvms.summary/1",
+    return build_summary({
         "seed": seed,
         "scenario": {"run": {"seed": seed, "duration_s": duration_s}},
         "hosts": hosts,
@@ -206,7 +207,7 @@ def _summary(events: list[dict[str, Any]], hosts: int, vms: int, sites: int,
         "wall_s": 0.5,
         "events_per_wall_s": len(events) / 0.5,
         "peak_rss_mib": 100.0,
-    }
+    })
 
 
 def write_synthetic_run(
@@ -233,7 +234,7 @@ def write_synthetic_run(
     text = "".join(json.dumps(obj, separators=(",", ":")) + "\n" for obj in (header, *events))
     (path / "events.jsonl.gz").write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))
     summary = _summary(events, hosts, hosts * vms_per_host, len(sites), duration_s, seed)
-    (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_summary(path / "summary.json", summary)
     (path / "scenario.toml").write_text(
         f"[run]\nseed = {seed}\nduration_s = {duration_s}\n", encoding="utf-8"
     )

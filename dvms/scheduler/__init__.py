@@ -118,7 +118,8 @@ def make_planner(
     """A planner by name (``"repair"``, ``"cpsat"``, or ``package.module:ClassName``).
 
     ``time_limit_s`` (cpsat only; default VMPlaceS's ``min(30, hosts/8)``), ``headroom``
-    (fraction of CPU capacity the heuristic keeps free on destinations, default 0.1),
+    (fraction of CPU capacity the heuristic keeps free on destinations, default 0.2 as in
+    scenarios),
     ``seed`` (cpsat's solver seed). Unknown names or bad values raise ``InputError``.
     """
     if is_planner_path(name):

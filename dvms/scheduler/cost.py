@@ -2,7 +2,7 @@
 
 Two cost models, one interface (``cost_s(hosts, vms)``):
 
-- ``SolveCostModel`` (default, "model"): deterministic. A power law
+- ``SolveCostModel`` (default, "exact-model"): deterministic. A power law
   ``a * n**b + c`` seconds fitted once to measured wall times of the CP-SAT planner
   (``scripts/fit_cost_model.py``, data in ``dvms/scheduler/data/solve_times.csv``) on
   VMPlaceS-like problems, capped by VMPlaceS's solver time limit ``min(30, hosts / 8)`` s.
@@ -61,7 +61,7 @@ class CostModel(Protocol):
 
     @property
     def name(self) -> str:
-        """``"model"`` or ``"measured"``."""
+        """``"exact-model"`` or ``"measured"``."""
         ...
 
     def cost_s(self, hosts: int, vms: int) -> float:
@@ -85,7 +85,7 @@ class SolveCostModel:
     """Fixed cost per call (seconds): model construction, solver start."""
     vms_per_host: float = 10.0
     """VMs per host of the fitted workload (VMPlaceS: 10); sets the size of denser problems."""
-    name: str = "model"
+    name: str = "exact-model"
 
     def __post_init__(self) -> None:
         for field, value in (("a", self.a), ("b", self.b), ("c", self.c)):

@@ -52,7 +52,7 @@ __all__ = ["RepairConfig", "RepairPlanner", "overloaded_hosts"]
 class RepairConfig:
     """Settings of the repair heuristic."""
 
-    headroom: float = 0.1
+    headroom: float = 0.2
     """Fraction of a destination's CPU capacity kept free when some host allows it (0–<1)."""
 
     def __post_init__(self) -> None:

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.hypervisor import MigrationResult
 from dvms.scheduler.model import VM, Host, Migration, Plan, Planner, overloaded_hosts
 from peeractor import Address, Behaviour, NodeId, message
@@ -156,16 +158,20 @@ class CentralScheduler(Behaviour):
     def _finish(self) -> None:
         now = self.now()
         self.runs += 1
-        self.emit(
-            "scheduler.run",
-            scheduler=self.label,
-            hosts=self._stats["hosts"],
-            vms=self._stats["vms"],
-            overloaded=self._stats["overloaded"],
-            migrations=self._stats["migrations"],
-            compute_s=self._stats["compute_s"],
-            failed=self._failed,
-            duration_s=now - self._started_at,
+        emit_event(
+            self.emit,
+            events.scheduler_run(
+                self.now(),
+                self.node,
+                scheduler=self.label,
+                hosts=int(self._stats["hosts"]),
+                vms=int(self._stats["vms"]),
+                overloaded=int(self._stats["overloaded"]),
+                migrations=int(self._stats["migrations"]),
+                compute_s=self._stats["compute_s"],
+                failed=self._failed,
+                duration_s=now - self._started_at,
+            ),
         )
         self._plan = None
         self._seq += 1

@@ -27,6 +27,8 @@ also emits ``violation.start`` when it first sees the host overloaded and ``viol
 
 from __future__ import annotations
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.hypervisor import Hypervisor, HypervisorChanged
 from dvms.scheduler.model import is_overloaded
 from peeractor import Address, Behaviour, NodeId, Timer, message
@@ -144,13 +146,17 @@ class Monitor(Behaviour):
             self.overloaded = True
             if self.trace_violations and self.violated_since is None:
                 self.violated_since = self.now()
-                self.emit(
-                    "violation.start",
-                    host=self.node,
-                    cpu_demand=cpu,
-                    cpu_capacity=capacity.cpu,
-                    mem_demand_mib=mem,
-                    memory_mib=capacity.memory_mib,
+                emit_event(
+                    self.emit,
+                    events.violation_start(
+                        self.now(),
+                        self.node,
+                        host=self.node,
+                        cpu_demand=cpu,
+                        cpu_capacity=capacity.cpu,
+                        mem_demand_mib=mem,
+                        memory_mib=capacity.memory_mib,
+                    ),
                 )
             if self.report:
                 self.send(
@@ -160,8 +166,14 @@ class Monitor(Behaviour):
         elif self.overloaded:
             self.overloaded = False
             if self.violated_since is not None:
-                self.emit(
-                    "violation.end", host=self.node, duration_s=self.now() - self.violated_since
+                emit_event(
+                    self.emit,
+                    events.violation_end(
+                        self.now(),
+                        self.node,
+                        host=self.node,
+                        duration_s=self.now() - self.violated_since,
+                    ),
                 )
                 self.violated_since = None
             if self.report:

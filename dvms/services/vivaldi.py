@@ -18,14 +18,26 @@ from the sample until it is heard from directly again. A ``vivaldi.coord`` trace
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from dvms import events
+from dvms.events import emit_event
 from dvms.overlay.base import Overlay
+from dvms.services.peer_sample import PeerSample
+from dvms.services.vivaldi_config import VivaldiServiceConfig
+from dvms.services.vivaldi_messages import (
+    ROUND,
+    Ping,
+    Pong,
+    Round,
+    SampleEntry,
+    TraceTick,
+    WireCoordinate,
+)
 from dvms.vivaldi import Coordinate, VivaldiClient, VivaldiConfig, VivaldiError
-from peeractor import Behaviour, NodeId, message
+from peeractor import Behaviour, NodeId
 
 __all__ = [
     "Ping",
@@ -38,144 +50,6 @@ __all__ = [
     "VivaldiServiceConfig",
     "WireCoordinate",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class VivaldiServiceConfig:
-    """How the Vivaldi service probes (all periods in seconds of the runtime's clock).
-
-    The defaults follow the DVMS prototype (rounds every 1 s for 6 s, then every 2 s, a
-    100-entry peer sample) with one peer per round, which keeps the message volume per
-    round small; large simulations may set a longer ``period_s``.
-    """
-
-    fast_period_s: float = 1.0
-    """Period of the first ``fast_rounds`` rounds (s; default 1, DVMS prototype)."""
-    fast_rounds: int = 6
-    """Number of fast rounds after start (default 6, DVMS prototype)."""
-    period_s: float = 2.0
-    """Period of the rounds after the fast ones (s; default 2, DVMS prototype)."""
-    peers_per_round: int = 1
-    """Pings sent per round (default 1; the prototype used 10)."""
-    sample_size: int = 100
-    """Capacity of the peer sample (nodes; default 100, DVMS prototype)."""
-    gossip_size: int = 3
-    """Random peer-sample entries piggybacked on each ping and pong (default 3)."""
-    gossip_close: int = 2
-    """Close-node entries (with coordinates) piggybacked on each pong, when the overlay
-    keeps a close-node table (default 2): the prober, often a close node itself, learns
-    the responder's neighbourhood."""
-    close_ping_probability: float = 0.5
-    """Probability a ping goes to one of the overlay's ``close_candidates`` closest nodes
-    rather than a random sample member (default 0.5: Dabek et al. show a mix of close and
-    far neighbours gives good local and global accuracy)."""
-    close_candidates: int = 8
-    """How many of the closest nodes a close ping draws from (default 8)."""
-    gossip_max_age_s: float = 60.0
-    """Only close nodes known alive within this long are gossiped (each entry carries the
-    age of that knowledge, first-hand or relayed), so a crashed node's last coordinate
-    stops spreading (s; default 60)."""
-    ping_timeout_s: float = 1.0
-    """A ping unanswered after this long is a miss (s; checked each round; default 1)."""
-    max_misses: int = 3
-    """Consecutive misses after which a peer is marked dead (default 3)."""
-    trace_period_s: float = 300.0
-    """Period of ``vivaldi.coord`` trace events (s; default 300; 0 disables)."""
-    start_spread_s: float = 1.0
-    """The first round starts at a uniform random time in [0, start_spread_s) so nodes do
-    not probe in lockstep (s; default 1)."""
-
-    def __post_init__(self) -> None:
-        def fail(field: str, allowed: str) -> ValueError:
-            value = getattr(self, field)
-            return ValueError(f"VivaldiServiceConfig.{field}: {value!r} is invalid; {allowed}")
-
-        for field in ("fast_period_s", "period_s", "ping_timeout_s", "gossip_max_age_s"):
-            value = getattr(self, field)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise fail(field, "must be a number > 0 seconds")
-        for field in ("trace_period_s", "start_spread_s"):
-            value = getattr(self, field)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise fail(field, "must be a number >= 0 seconds")
-        for field, low in (
-            ("fast_rounds", 0),
-            ("peers_per_round", 1),
-            ("sample_size", 1),
-            ("gossip_size", 0),
-            ("gossip_close", 0),
-            ("close_candidates", 1),
-            ("max_misses", 1),
-        ):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise fail(field, f"must be an int >= {low}")
-        p = self.close_ping_probability
-        if not isinstance(p, int | float) or not 0 <= p <= 1:
-            raise fail("close_ping_probability", "must be in [0, 1]")
-
-
-@message("vivaldi.Coordinate")
-class WireCoordinate(Coordinate):
-    """A ``Coordinate`` on the wire: the same fields, registered as a message, so that a
-    received one is used as is (seconds; ``error`` dimensionless)."""
-
-    @staticmethod
-    def of(c: Coordinate) -> WireCoordinate:
-        if isinstance(c, WireCoordinate):
-            return c
-        return WireCoordinate(c.vec, c.height, c.error, c.adjustment)
-
-    def to_coordinate(self) -> Coordinate:
-        return self
-
-
-@message("vivaldi.Entry")
-class SampleEntry:
-    """A gossiped close node: its node id, its last coordinate and how fresh that is."""
-
-    node: str
-    coordinate: WireCoordinate
-    age_s: float = 0.0
-    """How long ago ``node`` was last known alive, as the sender knows (seconds)."""
-
-
-@message("vivaldi.Ping")
-class Ping:
-    """A probe. ``sent_at``: the sender's clock when sent (echoed by the pong);
-    ``peers``: a few ids of the sender's peer sample."""
-
-    sender: str
-    seq: int
-    sent_at: float
-    coordinate: WireCoordinate
-    peers: tuple[str, ...]
-
-
-@message("vivaldi.Pong")
-class Pong:
-    """The answer to a ``Ping``: its ``seq`` and ``sent_at``, the responder's coordinate,
-    a few ids of its peer sample and (with a close-node overlay) a few close nodes."""
-
-    sender: str
-    seq: int
-    sent_at: float
-    coordinate: WireCoordinate
-    peers: tuple[str, ...]
-    close: tuple[SampleEntry, ...] = ()
-
-
-@message("vivaldi.Round")
-class Round:
-    """Timer: time to probe."""
-
-
-_ROUND = Round()  # messages are immutable: one instance serves every timer
-
-
-@message("vivaldi.TraceTick")
-class TraceTick:
-    """Timer: time to emit a ``vivaldi.coord`` trace event."""
 
 
 @dataclass(slots=True)
@@ -207,8 +81,8 @@ class VivaldiService(Behaviour):
         self.config = config or VivaldiServiceConfig()
         self.vivaldi_config = vivaldi or VivaldiConfig()
         self.stats = ServiceStats()
-        self.sample: list[NodeId] = []
-        self._index: dict[NodeId, int] = {}
+        self.sample = PeerSample("", self.config.sample_size)
+        """The peer sample (its ``own`` id is set at start)."""
         self._bootstrap = list(bootstrap)
         self._suspects: set[NodeId] = set()
         self._misses: dict[NodeId, int] = {}
@@ -216,14 +90,6 @@ class VivaldiService(Behaviour):
         self._seq = 0
         self.client: VivaldiClient | None = None
         self._wired: tuple[Coordinate, WireCoordinate] | None = None
-        self._close: Callable[..., list[NodeId]] | None = getattr(overlay, "close_nodes", None)
-        # Overlays keeping a close-node table (LBO) also keep when each entry was last
-        # known alive; then gossip relays close nodes with that freshness.
-        self._fresh_close: Callable[[int, float], list[tuple[NodeId, Coordinate, float]]] | None = (
-            getattr(overlay, "fresh_close_nodes", None)
-        )
-        self._keeps_liveness = hasattr(overlay, "heard_at")
-        self._observe: Callable[..., None] = overlay.observe
 
     # -- public -----------------------------------------------------------------------
     @property
@@ -236,10 +102,11 @@ class VivaldiService(Behaviour):
     # -- behaviour hooks --------------------------------------------------------------
     def on_start(self) -> None:
         self.client = VivaldiClient(self.vivaldi_config, self.rng)
+        self.sample.own = self.node
         for peer in self._bootstrap:
-            self._add_to_sample(peer)
+            self.sample.add(peer, self.rng)
         self.overlay.observe(self.node, self.client.coordinate)
-        self.schedule(self.rng.uniform(0.0, self.config.start_spread_s), _ROUND)
+        self.schedule(self.rng.uniform(0.0, self.config.start_spread_s), ROUND)
         if self.config.trace_period_s > 0:
             self.schedule(self.config.trace_period_s, TraceTick())
 
@@ -252,7 +119,12 @@ class VivaldiService(Behaviour):
             self._on_round()
         elif isinstance(message, TraceTick):
             c = self.coordinate
-            self.emit("vivaldi.coord", vec=list(c.vec), height=c.height, error=c.error)
+            emit_event(
+                self.emit,
+                events.vivaldi_coord(
+                    self.now(), self.node, vec=list(c.vec), height=c.height, error=c.error
+                ),
+            )
             self.schedule(self.config.trace_period_s, message)
 
     # -- rounds -----------------------------------------------------------------------
@@ -265,17 +137,16 @@ class VivaldiService(Behaviour):
             if peer is not None:
                 self._ping(peer)
         fast = self.stats.rounds < cfg.fast_rounds
-        self.schedule(cfg.fast_period_s if fast else cfg.period_s, _ROUND)
+        self.schedule(cfg.fast_period_s if fast else cfg.period_s, ROUND)
 
     def _pick_peer(self) -> NodeId | None:
         cfg = self.config
-        if self._close is not None and self.rng.random() < cfg.close_ping_probability:
-            close = self._close(cfg.close_candidates)
+        overlay = self.overlay
+        if overlay.keeps_close_table and self.rng.random() < cfg.close_ping_probability:
+            close = overlay.close_nodes(cfg.close_candidates)
             if close:
                 return close[int(self.rng.random() * len(close))]
-        if not self.sample:
-            return None
-        return self.sample[int(self.rng.random() * len(self.sample))]
+        return self.sample.pick(self.rng)
 
     def _ping(self, peer: NodeId) -> None:
         self._seq += 1
@@ -299,7 +170,7 @@ class VivaldiService(Behaviour):
             self.stats.marked_dead += 1
             self._suspects.add(peer)
             self.overlay.mark_dead(peer)
-            self._remove_from_sample(peer)
+            self.sample.remove(peer)
             if self.client is not None:
                 self.client.forget(peer)
 
@@ -334,44 +205,30 @@ class VivaldiService(Behaviour):
     def _heard_from(self, node: NodeId, wire: WireCoordinate) -> Coordinate | None:
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
-        if node not in self._index:
-            self._add_to_sample(node)
+        if node not in self.sample:
+            self.sample.add(node, self.rng)
         if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
             return None
-        if self._keeps_liveness:
-            self._observe(node, wire, direct=True, heard_at=self.now())
-        else:
-            self._observe(node, wire, direct=True)
+        self.overlay.observe(node, wire, direct=True, heard_at=self.now())
         return wire
 
     def _merge(self, peers: tuple[str, ...]) -> None:
-        """Learn gossiped peer ids: fill the sample, but once full replace at most one
-        random member per message (enough to keep it mixing, cheap for large runs)."""
-        index, suspects, me = self._index, self._suspects, self.node
-        for node in peers:
-            if node in index or node == me or node in suspects:
-                continue
-            full = len(self.sample) >= self.config.sample_size
-            self._add_to_sample(node)
-            if full:
-                break
+        """Learn gossiped peer ids (suspects excepted) into the sample."""
+        self.sample.merge(peers, self._suspects, self.rng)
 
     def _learn_close(self, close: tuple[SampleEntry, ...]) -> None:
         """Gossiped close nodes with their coordinates and freshness: to the overlay."""
         dims = self.vivaldi_config.dimensionality
-        now = self.now() if self._keeps_liveness else None
+        now, observe = self.now(), self.overlay.observe
         me, suspects = self.node, self._suspects
         for entry in close:
             node, coordinate = entry.node, entry.coordinate
             if node == me or node in suspects:
                 continue
             if coordinate is not None and len(coordinate.vec) == dims and coordinate.is_valid():
-                if now is not None:
-                    self._observe(node, coordinate, heard_at=now - entry.age_s)
-                else:
-                    self._observe(node, coordinate)
+                observe(node, coordinate, heard_at=now - entry.age_s)
 
     def _wire(self) -> WireCoordinate:
         """This node's coordinate on the wire (rebuilt only after it changed)."""
@@ -382,45 +239,20 @@ class VivaldiService(Behaviour):
 
     def _peers(self) -> tuple[str, ...]:
         """A few random sample members (drawn with replacement: duplicates are harmless)."""
-        sample, rng = self.sample, self.rng
-        if not sample:
-            return ()
-        n = len(sample)
-        return tuple([sample[int(rng.random() * n)] for _ in range(self.config.gossip_size)])
+        return self.sample.draw(self.config.gossip_size, self.rng)
 
     def _close_gossip(self) -> tuple[SampleEntry, ...]:
         """A few of the overlay's close nodes known alive recently, with coordinates."""
         cfg = self.config
-        if not cfg.gossip_close or self._fresh_close is None:
+        if not cfg.gossip_close:
             return ()
         now, rng = self.now(), self.rng
-        fresh = self._fresh_close(cfg.close_candidates, now - cfg.gossip_max_age_s)
+        fresh = self.overlay.fresh_close_nodes(cfg.close_candidates, now - cfg.gossip_max_age_s)
         entries: list[SampleEntry] = []
         for _ in range(min(cfg.gossip_close, len(fresh))):
             node, coordinate, at = fresh[int(rng.random() * len(fresh))]
             entries.append(SampleEntry(node, WireCoordinate.of(coordinate), now - at))
         return tuple(entries)
-
-    # -- peer sample ------------------------------------------------------------------
-    def _add_to_sample(self, node: NodeId) -> None:
-        if node in self._index or node == self.node:
-            return
-        if len(self.sample) >= self.config.sample_size:
-            # the victim's latency filter stays: the client keeps the most recently
-            # observed peers' filters (``latency_filter_peers``) whatever the sample holds
-            victim = self.sample[int(self.rng.random() * len(self.sample))]
-            self._remove_from_sample(victim)
-        self._index[node] = len(self.sample)
-        self.sample.append(node)
-
-    def _remove_from_sample(self, node: NodeId) -> None:
-        index = self._index.pop(node, None)
-        if index is None:
-            return
-        last = self.sample.pop()
-        if last != node:
-            self.sample[index] = last
-            self._index[last] = index
 
     def describe(self) -> dict[str, Any]:
         """A snapshot for debugging and dashboards."""

@@ -6,7 +6,7 @@ Two entry points:
   to ``events.jsonl``) and returns an ``InvariantReport``, or raises ``ProtocolViolation``
   (an ``AssertionError``) listing every violation found;
 - ``run_invariants(scenario=None, ...)``: runs a small simulation with fault injection
-  (host crashes, 1 % message loss by default) through ``sim.world.simulate``, then checks
+  (host crashes, 1 % message loss by default) through ``sim.run.simulate``, then checks
   its trace and its summary.
 
 The invariants:
@@ -20,7 +20,12 @@ The invariants:
    lasts longer than ``bound_s``, and nothing is left behind at the end;
 3. **no VM lost or duplicated** — per VM, migrations never overlap and each starts where
    the previous one ended (``migration.start``/``end``/``fail``); ``vms_lost`` is 0;
-4. optionally (``require_merge``) — at least one ``partition.merge`` happened.
+4. optionally (``require_merge``) — at least one ``partition.merge`` happened;
+5. with ``planner`` (a user's planner by import path) — **valid plans**: before the run, the
+   planner plans ``PLAN_PROBLEMS`` seeded VMPlaceS-like problems and every plan it returns
+   must pass ``check_plan`` (VMs only from where they are, destinations with room when each
+   migration starts, every host within capacity after the plan), the violation naming the
+   problem and what broke; then the run uses that planner on every node.
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ from typing import Any
 __all__ = [
     "InvariantReport",
     "ProtocolViolation",
+    "check_planner",
     "check_protocol_trace",
     "run_invariants",
 ]
 
+PLAN_PROBLEMS = 20
+"""Seeded problems a user's planner is checked on before the run (invariant 5)."""
 DEFAULT_BOUND_S = 120.0
 """Default longest acceptable ISP lifetime / membership (seconds of virtual time)."""
 
@@ -240,6 +248,7 @@ def run_invariants(
     bound_s: float = DEFAULT_BOUND_S,
     require_merge: bool = False,
     out_dir: str | Path | None = None,
+    planner: str | None = None,
 ) -> InvariantReport:
     """Simulate a small DVMS run with faults and check the protocol invariants.
 
@@ -249,26 +258,35 @@ def run_invariants(
     ``duration_s``, the ``overlay``, ``loss`` message loss, random host crashes at
     ``crash_rate_per_host_h`` per host and hour, and ``dvms`` settings (a ``[dvms]`` table).
     The run's files go to ``out_dir`` (default: a temporary directory, removed).
+    ``planner``: a planner by name or import path (``package.module:Class``) to check
+    (invariant 5) and to run on every node; None keeps the scenario's.
     Raises ``ProtocolViolation`` on any violation; returns the report (with the summary).
     """
+    plan_violations = check_planner(planner) if planner is not None else []
+    if plan_violations:
+        raise ProtocolViolation(plan_violations)
     import dataclasses
 
     from dvms.trace import read_events
+    from sim.run import simulate
     from sim.scenario import Scenario, load_scenario
-    from sim.world import simulate
 
+    forced: dict[str, Any] = {"name": "dvms"}
+    if planner is not None:
+        forced["planner"] = planner
     if isinstance(scenario, Scenario):
         scenario = dataclasses.replace(
-            scenario, scheduler=dataclasses.replace(scenario.scheduler, name="dvms")
+            scenario, scheduler=dataclasses.replace(scenario.scheduler, **forced)
         )
     elif scenario is not None:
-        scenario = load_scenario(scenario, {"scheduler.name": "dvms"})
+        scenario = load_scenario(scenario, {f"scheduler.{k}": v for k, v in forced.items()})
     else:
         overrides: dict[str, Any] = {
             "run.seed": seed,
             "run.duration_s": duration_s,
             "infrastructure.hosts": hosts,
             "scheduler.name": "dvms",
+            "scheduler.planner": planner or "repair",
             "overlay.name": overlay,
             "faults.loss_rate": loss,
             "faults.crash_rate_per_host_h": crash_rate_per_host_h,
@@ -292,3 +310,26 @@ def run_invariants(
     if report.violations:
         raise ProtocolViolation(list(report.violations), report)
     return report
+
+
+def check_planner(planner: str, problems: int = PLAN_PROBLEMS) -> list[str]:
+    """Invariant 5: the plans of ``planner`` on seeded problems, checked with ``check_plan``.
+
+    Returns the violations (one per problem whose plan is invalid), each naming the
+    problem and the broken invariant.
+    """
+    from dvms.scheduler import make_planner
+    from dvms.testing.plans import PlanViolation, check_plan, vmplaces_problem
+
+    violations: list[str] = []
+    for seed in range(problems):
+        hosts, vms = vmplaces_problem(4 + seed % 5, seed)
+        plan = make_planner(planner).plan(hosts, vms)
+        if plan is None:
+            continue  # allowed: no plan (the partition grows)
+        try:
+            check_plan(hosts, vms, plan)
+        except PlanViolation as exc:
+            where = f"{planner} on problem {seed} ({len(hosts)} hosts)"
+            violations.append(f"valid plans: {where}: {exc}")
+    return violations

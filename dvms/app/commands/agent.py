@@ -17,8 +17,11 @@ __all__ = ["register", "run"]
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "agent", help="run this host's dvms node on real libvirt",
-        description="Run the node services (monitor, Vivaldi, overlay, DVMS) of one real "
-                    "host over libvirt, talking to the other agents over ZeroMQ/CURVE.")
+        description="Run one real host's node over libvirt, built by the same node assembly "
+                    "as a simulated host (Vivaldi, monitor, and the scheduler's services: "
+                    "dvms, centralized or none, from the config's [scheduler] [overlay] "
+                    "[dvms] [vivaldi] [monitor] tables, a scenario's schema), talking to the "
+                    "other agents over ZeroMQ/CURVE. See docs/deploy.md.")
     parser.add_argument("config", type=Path, help="the agent's TOML configuration")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.set_defaults(func=run)

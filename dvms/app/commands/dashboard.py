@@ -60,12 +60,16 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or os.environ.get(HOST_ENV) or "127.0.0.1"
     sock = bind_socket(host, args.port, explicit=explicit)
     source: Source
+    stop = None
     try:
         if args.simulate is not None:
-            from dvms.app.live import start_live_simulation
+            from dvms.app.commands.simulate import start_live_simulation
+            from dvms.app.live import LiveStop
 
+            stop = LiveStop()
             source, what = start_live_simulation(
-                args.simulate, speed=args.speed or 1.0, aggregate_above=args.aggregate_above
+                args.simulate, speed=args.speed or 1.0, aggregate_above=args.aggregate_above,
+                stop=stop,
             )
         else:
             from dvms.dashboard.replay import load_replay
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"--speed: {exc}") from None
             source.playing = not args.paused
             what = f"replay of {args.run_dir}"
+            if source.warning:
+                print(f"dvms dashboard: warning: {source.warning}", file=sys.stderr)
         app = create_app(source, rate_hz=args.rate)
     except BaseException:
         sock.close()
@@ -88,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
               "--host was given: anyone who can reach this machine can see the dashboard",
               file=sys.stderr)
     print(f"dvms dashboard: {what} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
-    serve(app, sock)
+    try:
+        serve(app, sock)
+    finally:
+        if stop is not None and not stop.finished.is_set():
+            stop.request()
     return 0
 
 

@@ -12,7 +12,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["DESCRIPTION", "register", "run"]
+
+DESCRIPTION = """\
+Run the default simulation twice and compare: DVMS over the Locality-Based Overlay, and
+the centralised Entropy-like baseline, on the embedded Grid'5000-like scenario (256 hosts,
+2,560 VMs, one simulated hour; about a minute on a laptop).
+
+Prints each run's summary and a side-by-side table, and writes under --out (default
+runs/demo): dvms-lbo/ and centralized/ (summary.json, events.jsonl.gz, scenario.toml) and
+report/ (figures, metrics tables, index.html). An existing run there is refused unless
+--force. Then: dvms dashboard runs/demo/dvms-lbo replays a run in the browser."""
+
 
 RUNS = (
     ("dvms-lbo", {"scheduler": "dvms", "overlay": "lbo"}),
@@ -24,9 +35,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the default simulation (DVMS+LBO vs centralised) and write results and plots",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--force", action="store_true",
+                        help="replace the runs of a previous demo under --out")
     parser.add_argument("--out", default="runs/demo", metavar="DIR", help="output (runs/demo)")
     parser.add_argument("--hosts", type=int, metavar="N", help="hosts (default scenario: 256)")
     parser.add_argument("--duration", type=float, metavar="S", help="simulated seconds (3600)")
@@ -38,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from dvms.report import build_report
+    from dvms.rundir import RunDirectory
     from dvms.summary import summary_table
+    from sim.run import simulate
     from sim.scenario import load_scenario
-    from sim.world import simulate
 
     console = Console()
     out = Path(args.out)
@@ -51,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         base["run.duration_s"] = args.duration
     if args.seed is not None:
         base["run.seed"] = args.seed
+    for name, _ in RUNS:  # refuse a reused --out before the first run, not after it
+        RunDirectory(out / name, force=args.force)
     run_dirs = []
     for name, choice in RUNS:
         overrides = dict(base)
@@ -62,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
             f"[bold]simulating {name}[/]: {scenario.infrastructure.hosts} hosts, "
             f"{scenario.run.duration_s:.0f} s"
         )
-        summary = simulate(scenario, out / name)
+        summary = simulate(scenario, out / name, force=args.force)
         console.print(summary_table(summary))
         run_dirs.append(str(out / name))
     report = build_report(run_dirs, str(out / "report"))
+    print(report.table.markdown())
     console.print(f"results in {out}/ ; plots and tables: {report.index}")
     return 0

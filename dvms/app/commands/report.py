@@ -24,8 +24,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvms.report import build_report
+    import sys
 
+    from dvms.report import build_report
+    from dvms.report.runs import load_run
+
+    for path in args.runs:
+        warning = load_run(path).warning
+        if warning:
+            print(f"dvms report: warning: {warning}", file=sys.stderr)
     report = build_report(args.runs, args.out)
     skipped = [f"{prefix}{f.name}: {f.note}" for prefix, f in report.figures if not f.files]
     for line in skipped:

@@ -79,6 +79,7 @@ function renderHeader() {
   const st = S.status;
   const mode = $("mode");
   mode.textContent = st.mode + (st.finished ? " · finished" : st.playing ? "" : " · paused");
+  if (st.warning) mode.textContent += " · " + st.warning;
   mode.className = "badge " + (st.finished ? "finished" : st.mode);
   $("play").textContent = st.playing ? "pause" : "play";
   const end = st.t_end;
