@@ -62,11 +62,8 @@ def rejected_event(
     """The trace fields of the ``n``-th rejection of a key, or None (only at powers of two)."""
     if n & (n - 1):
         return None
-    event: dict[str, Any] = {"type": "runtime.rejected", "node": node, "service": service,
-                             "message": type_, "cause": cause, "n": n}
-    if error:
-        event["error"] = error[:200]
-    return event
+    return {"type": "runtime.rejected", "node": node, "service": service, "message": type_,
+            "cause": cause, "n": n, "error": error[:200]}
 
 
 class RuntimeStats:
