@@ -321,3 +321,28 @@ def test_sim_runtime_stops_on_a_raising_handler_unless_asked_to_drop() -> None:
     assert [e["type"] for e in events] == ["runtime.rejected"]
     assert events[0]["cause"] == "handler" and events[0]["node"] == "rx"
     assert "negative seq" in events[0]["error"]
+
+
+def test_thread_runtime_traces_rejections_at_powers_of_two_and_stops_on_local_failures() -> None:
+    events: list[dict[str, Any]] = []
+    runtime = ThreadRuntime(seed=1, trace=events.append)
+    sink = Sink()
+    runtime.add_node("rx", [sink])
+    try:
+        for _ in range(5):
+            runtime.deliver_remote("rx", "sink", Hello("net", -1))  # from the network
+        runtime.deliver_remote("rx", "sink", Hello("net", 1))
+        deadline = time.monotonic() + WAIT_S
+        while sink.received.get("net", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert runtime.is_alive("rx") and sink.received == {"net": 1}
+        assert runtime.stats.rejected == {("sink", "test.hostile.Hello", "handler"): 5}
+        rejected = [e for e in events if e["type"] == "runtime.rejected"]
+        assert [e["n"] for e in rejected] == [1, 2, 4]
+        assert rejected[0]["node"] == "rx" and "negative seq" in rejected[0]["error"]
+        runtime.inject(("rx", "sink"), Hello("local", -1))  # a local message: a bug here
+        with pytest.raises(ValueError, match="negative seq"):
+            runtime.run(until=WAIT_S)
+        assert not runtime.is_alive("rx")
+    finally:
+        runtime.stop()
