@@ -367,12 +367,14 @@ def _provenance(argv: list[str]) -> dict[str, Any]:
 
 
 def soak(minutes: float, agents: int = 16, seed: int = 1,
-         argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the soak (see the module doc) and return its figures."""
+         argv: list[str] | None = None, keep: Path | None = None) -> dict[str, Any]:
+    """Run the soak (see the module doc) and return its figures; ``keep``: leave the agents'
+    configs, logs, traces and summaries there (else a temporary directory)."""
     started = time.time()
     provenance = _provenance(argv or ["-m", "bench.bench_soak", "--minutes", str(minutes)])
     with tempfile.TemporaryDirectory(prefix="dvms-soak-") as tmp:
-        figures = Soak(agents, seed, Path(tmp)).soak(minutes * 60.0)
+        work = Path(tmp) if keep is None else keep
+        figures = Soak(agents, seed, work).soak(minutes * 60.0)
     figures["wall_s"] = round(time.time() - started, 1)
     provenance["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures.update(provenance)
@@ -391,10 +393,14 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=16, help="agent processes (default 16)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS / "soak.json")
+    parser.add_argument("--keep", type=Path, help="keep the agents' files in this (new) directory")
     args = parser.parse_args()
     if args.agents < 2 or not args.minutes > 0:
         parser.error("--agents must be >= 2 and --minutes > 0")
-    result = soak(args.minutes, args.agents, args.seed, ["-m", "bench.bench_soak", *sys.argv[1:]])
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep {args.keep}: already exists")
+    result = soak(args.minutes, args.agents, args.seed, ["-m", "bench.bench_soak", *sys.argv[1:]],
+                  args.keep)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rss_mib"}, indent=2))
