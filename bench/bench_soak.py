@@ -13,7 +13,8 @@ test driver reports its CPU time), DVMS with the LBO overlay and Vivaldi over Ze
   test driver cannot change a running domain's load from outside its process;
 - **kills**: every ``KILL_PERIOD_S`` one random agent is SIGKILLed and restarted after
   ``DOWN_S`` (a crash: no summary, a truncated trace);
-- every ``SAMPLE_S`` each agent's RSS is read from ``/proc`` (slopes from ``SETTLE_S`` on).
+- every ``SAMPLE_S`` each agent's RSS is read from ``/proc`` (slopes over the second half of
+  each agent's longest run).
 
 Reported (``bench/results/soak.json``): messages/s (delivered, from every summary), the
 partitions started (``isp.start``) and dissolved, stuck partitions (started, not dissolved,
@@ -297,15 +298,18 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 
 def _rss_report(runs: list[Run]) -> dict[str, Any]:
-    """Per agent: its samples ``[t, MiB, run]`` (t from the soak's start) and, over its longest
-    run past start-up (``SETTLE_S``), first/last/max RSS and the slope (MiB per minute)."""
+    """Per agent: its samples ``[t, MiB, run]`` (t from the soak's start) and, over the second
+    half of its longest run (and past ``SETTLE_S``: imports, the planner's first solve),
+    first/last/max RSS and the slope (MiB per minute)."""
     by_node: dict[str, list[Run]] = {}
     for run in runs:
         by_node.setdefault(run.node, []).append(run)
     out: dict[str, Any] = {}
     for node, node_runs in sorted(by_node.items()):
         longest = max(node_runs, key=lambda r: (r.ended or 0) - r.started)
-        settled = [(t, m) for t, m in longest.rss if t - longest.started >= SETTLE_S]
+        length = (longest.ended or 0) - longest.started
+        settled = [(t, m) for t, m in longest.rss
+                   if t - longest.started >= max(SETTLE_S, length / 2)]
         out[node] = {
             "samples": [[t, round(m, 1), r.index] for r in node_runs for t, m in r.rss],
             "longest_run_s": round((longest.ended or 0) - longest.started, 1),
