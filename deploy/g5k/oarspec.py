@@ -185,6 +185,14 @@ def format_walltime(seconds: int) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def _shell_word(arg: str) -> str:
+    if re.fullmatch(r"[\w@%+=:,./-]+", arg):
+        return arg
+    if not re.search(r'["$`\\!]', arg):
+        return f'"{arg}"'
+    return shlex.quote(arg)
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -280,8 +288,8 @@ class OarRequest:
         return args
 
     def line(self) -> str:
-        """The command line as a shell would read it."""
-        return shlex.join(self.oarsub_args())
+        """The command line as a shell would read it (double quotes, as execo writes it)."""
+        return " ".join(_shell_word(a) for a in self.oarsub_args())
 
     def submission(self) -> Any:
         """execo_g5k's ``OarSubmission`` for the same job (``oarsub([(sub, site)])``)."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dvms.errors import DvmsError
+from dvms.errors import DvmsError, InputError
 
 __all__ = [
     "ApiUnreachable",
@@ -24,6 +24,7 @@ __all__ = [
     "Platform",
     "Site",
     "SiteUnavailable",
+    "describe_api_error",
     "kavlans_from_equipments",
     "kavlans_from_vlans",
     "load_platform",
@@ -79,8 +80,8 @@ class Kavlan:
     """A KaVLAN network: id 1-3 local, 4-9 routed (one site), 11-21 global."""
 
     vlan: int
-    network: str
-    """CIDR, e.g. ``10.27.192.0/18``."""
+    network: str | None
+    """CIDR, e.g. ``10.27.192.0/18``; None when the payload does not say (``/vlans``)."""
 
     @property
     def kind(self) -> str:
@@ -102,36 +103,216 @@ class Platform:
 
     def site(self, name: str) -> Site:
         """The site (KeyError if unknown)."""
-        raise NotImplementedError
+        return self.sites[name]
+
+    def clusters(self) -> list[Cluster]:
+        return [c for s in self.sites.values() for c in s.clusters]
 
     def cluster(self, name: str) -> Cluster:
         """The cluster (KeyError if unknown)."""
-        raise NotImplementedError
+        for c in self.clusters():
+            if c.name == name:
+                return c
+        raise KeyError(name)
 
     def node(self, name: str) -> Node:
         """The node by FQDN or short name (KeyError if unknown)."""
-        raise NotImplementedError
+        for c in self.clusters():
+            for n in c.nodes:
+                if name in (n.name, n.short):
+                    return n
+        raise KeyError(name)
 
     def kind(self, element: str) -> str | None:
         """'grid5000', 'site', 'cluster', 'host' or None for an unknown name."""
-        raise NotImplementedError
+        if element == "grid5000":
+            return "grid5000"
+        if element in self.sites:
+            return "site"
+        for kind, lookup in (("cluster", self.cluster), ("host", self.node)):
+            try:
+                lookup(element)
+            except KeyError:
+                continue
+            return kind
+        return None
+
+
+def _get(payload: Mapping[str, Any], path: str) -> Any:
+    value: Any = payload
+    for key in path.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            raise ValueError(f"no {path}")
+        value = value[key]
+    return value
 
 
 def parse_node(site: str, cluster: str, payload: Mapping[str, Any]) -> Node:
     """A ``/sites/S/clusters/C/nodes`` item → ``Node`` (ValueError naming a missing field)."""
-    raise NotImplementedError
+    uid = payload.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ValueError("node without uid")
+    try:
+        cores = _get(payload, "architecture.nb_cores")
+        ram = _get(payload, "main_memory.ram_size")
+        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+            raise ValueError(f"architecture.nb_cores = {cores!r}")
+        if isinstance(ram, bool) or not isinstance(ram, int) or ram < 1:
+            raise ValueError(f"main_memory.ram_size = {ram!r}")
+    except ValueError as exc:
+        raise ValueError(f"node {uid}: {exc}") from None
+    flops = payload.get("performance", {}).get("node_flops") or 0.0
+    power = payload.get("sensors", {}).get("power", {}).get("available", False)
+    return Node(
+        name=uid if "." in uid else f"{uid}.{site}.grid5000.fr",
+        site=site,
+        cluster=cluster,
+        cores=cores,
+        memory_mib=ram // 2**20,
+        flops=float(flops),
+        power_sensor=bool(power),
+    )
+
+
+def _global_network(vlan: int) -> str | None:
+    """Grid'5000's convention: global KaVLAN N (11..21) is ``10.(4(N-11)+7).192.0/18``."""
+    return f"10.{4 * (vlan - 11) + 7}.192.0/18" if 11 <= vlan <= 21 else None
 
 
 def kavlans_from_equipments(items: Sequence[Mapping[str, Any]]) -> tuple[Kavlan, ...]:
-    """KaVLANs from routers' ``vlans`` tables (``{"vlan716": {"name": "kavlan-16", ...}}``)."""
-    raise NotImplementedError
+    """KaVLANs from routers' ``vlans`` tables (``{"vlan716": {"name": "kavlan-16", ...}}``).
+
+    Non-table values (``naming_pattern``) and names not ``kavlan-N`` are skipped; VLANs
+    1-3 are kept (local, not routed).
+    """
+    found: dict[int, Kavlan] = {}
+    for equip in items:
+        vlans = equip.get("vlans") if isinstance(equip, Mapping) else None
+        if not isinstance(vlans, Mapping):
+            continue
+        for params in vlans.values():
+            if not isinstance(params, Mapping):
+                continue
+            name = params.get("name", "")
+            if not isinstance(name, str) or not name.startswith("kavlan-"):
+                continue
+            try:
+                vlan = int(name.split("-", 1)[1])
+            except ValueError:
+                continue
+            addresses = params.get("addresses") or []
+            network = addresses[0] if addresses and isinstance(addresses[0], str) else None
+            found.setdefault(vlan, Kavlan(vlan, network or _global_network(vlan)))
+    return tuple(found[v] for v in sorted(found))
 
 
 def kavlans_from_vlans(items: Sequence[Mapping[str, Any]]) -> tuple[Kavlan, ...]:
-    """KaVLANs from ``/sites/S/vlans`` items."""
-    raise NotImplementedError
+    """KaVLANs from ``/sites/S/vlans`` items (``{"uid": "16", "type": "kavlan-global"}``).
+
+    ``kavlan-remote`` items (another site's global VLAN) and ``DEFAULT`` are skipped; the
+    payload has no addresses, so only global VLANs get a network (by convention).
+    """
+    found: dict[int, Kavlan] = {}
+    for item in items:
+        if item.get("type") not in ("kavlan-local", "kavlan", "kavlan-global"):
+            continue
+        try:
+            vlan = int(str(item.get("uid")))
+        except ValueError:
+            continue
+        found[vlan] = Kavlan(vlan, _global_network(vlan))
+    return tuple(found[v] for v in sorted(found))
+
+
+def _api_root() -> str:
+    import execo_g5k.config
+
+    return str(execo_g5k.config.g5k_configuration["api_uri"])
+
+
+def _path_of(uri: str) -> str:
+    base = _api_root().rstrip("/")
+    return "/" + uri[len(base):].lstrip("/") if uri.startswith(base) else uri
+
+
+def describe_api_error(exc: Any) -> str:
+    """An execo ``APIException`` as ``API error 503 on /sites/x`` (or the transport error)."""
+    response = getattr(exc, "response", None)
+    uri = _path_of(str(getattr(exc, "uri", "?")))
+    if response is not None:
+        return f"API error {response.status_code} on {uri}"
+    return f"{type(exc.exception).__name__} on {uri}: {exc.exception}"
+
+
+def _diagnose(original: Exception) -> DvmsError:
+    """Which request fails: the root (unreachable) or one site's (``SiteUnavailable``)."""
+    from execo_g5k.api_utils import APIException, get_resource_attributes
+
+    def probe(path: str) -> Any:
+        return get_resource_attributes(path)
+
+    try:
+        probe("")
+        sites = [s["uid"] for s in probe("/sites")["items"]]
+    except APIException as exc:
+        return ApiUnreachable(_api_root(), describe_api_error(exc))
+    for site in sorted(sites):
+        try:
+            probe(f"/sites/{site}")
+            probe(f"/sites/{site}/network_equipments")
+            for cluster in [c["uid"] for c in probe(f"/sites/{site}/clusters")["items"]]:
+                probe(f"/sites/{site}/clusters/{cluster}")
+                probe(f"/sites/{site}/clusters/{cluster}/nodes")
+        except APIException as exc:
+            return SiteUnavailable(site, describe_api_error(exc))
+        except (KeyError, TypeError) as exc:
+            return SiteUnavailable(site, f"malformed API payload ({exc})")
+    return DvmsError(f"API {_api_root()}: cannot read the reference data: {original!r}")
+
+
+def _site_kavlans(site: str, equipments: Mapping[str, Any], live: bool) -> tuple[Kavlan, ...]:
+    from execo_g5k.api_utils import APIException, get_resource_attributes
+
+    kavlans = kavlans_from_equipments(list(equipments.values()))
+    if kavlans or not live:
+        return kavlans
+    try:
+        items = get_resource_attributes(f"/sites/{site}/vlans").get("items", [])
+    except APIException as exc:
+        if exc.response is not None and exc.response.status_code == 404:
+            return ()
+        raise SiteUnavailable(site, describe_api_error(exc)) from None
+    return kavlans_from_vlans(items)
 
 
 def load_platform(sites: Sequence[str] | None = None) -> Platform:
-    """The platform (all sites, or ``sites``) from the API configured by ``session``."""
-    raise NotImplementedError
+    """The platform (all sites, or ``sites``) from the API configured by ``session``.
+
+    Reads execo_g5k's API data (``get_api_data``: the live API, or execo's cache when
+    the API root cannot be reached); when that fails, probes the API to name the cause.
+    """
+    import execo_g5k.api_utils as api
+
+    try:
+        data = api.get_api_data()
+    except Exception as exc:
+        raise _diagnose(exc) from None
+    live = "version" in data  # execo's cache reader does not restore it
+    hierarchy: Mapping[str, Mapping[str, Sequence[str]]] = data["hierarchy"]
+    names = sorted(hierarchy) if sites is None else list(sites)
+    out: dict[str, Site] = {}
+    for name in names:
+        if name not in hierarchy:
+            raise InputError(f"site {name}: unknown; the API lists {', '.join(sorted(hierarchy))}")
+        clusters = []
+        for cluster in sorted(hierarchy[name]):
+            try:
+                nodes = [parse_node(name, cluster, data["hosts"][uid])
+                         for uid in hierarchy[name][cluster]]
+            except (ValueError, KeyError) as exc:
+                raise SiteUnavailable(name, f"malformed node payload: {exc}") from None
+            nodes.sort(key=lambda n: (len(n.name), n.name))
+            clusters.append(Cluster(cluster, name, tuple(nodes)))
+        network = data.get("network", {}).get(name, {})
+        out[name] = Site(name, tuple(clusters), _site_kavlans(name, network, live))
+    return Platform(out)

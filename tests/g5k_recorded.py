@@ -1,0 +1,63 @@
+"""A tiny REST server on loopback serving recorded Grid'5000 API payloads (no mocks).
+
+``RecordedApi(payloads)`` answers ``GET /3.0<path>`` with ``payloads[path]`` (query
+strings ignored), 404 for unknown paths, and the status set in ``faults[path]`` (a path
+prefix) instead when there is one. It logs the paths requested.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).parent / "data" / "g5k"
+
+
+def recorded(name: str) -> Any:
+    return json.loads((DATA / name).read_text())
+
+
+class RecordedApi:
+    def __init__(self, payloads: dict[str, Any]) -> None:
+        self.payloads = payloads
+        self.faults: dict[str, int] = {}
+        self.log: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                path = path[len("/3.0"):] if path.startswith("/3.0") else path
+                path = "/" + path.strip("/") if path.strip("/") else "/"
+                api.log.append(path)
+                status = next((s for p, s in api.faults.items() if path.startswith(p)), 0)
+                body: Any = {"message": "fault"} if status else api.payloads.get(path)
+                if body is None:
+                    status, body = 404, {"message": f"{path} not found"}
+                data = json.dumps(body).encode()
+                self.send_response(status or 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/3.0/"
+
+    def __enter__(self) -> RecordedApi:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
