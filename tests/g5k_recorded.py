@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -61,3 +63,20 @@ class RecordedApi:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def recorded_platform(workdir: Path, **reservation: Any) -> Iterator[tuple[RecordedApi, Any, Any]]:
+    """Serve ``api.json``, configure execo for it, yield (api, experiment, platform)."""
+    from deploy.g5k import session
+    from deploy.g5k.config import parse_experiment
+    from deploy.g5k.platform import load_platform
+
+    with RecordedApi(recorded("api.json")) as api:
+        exp = parse_experiment({
+            "name": "rec",
+            "platform": {"api_uri": api.uri, "poll_s": 1, "api_timeout_s": 5},
+            "reservation": reservation or {"resources": ["grid5000:1"]},
+        })
+        session.configure(exp, workdir)
+        yield api, exp, load_platform()
