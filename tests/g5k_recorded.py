@@ -8,7 +8,9 @@ prefix) instead when there is one. It logs the paths requested.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,3 +82,19 @@ def recorded_platform(workdir: Path, **reservation: Any) -> Iterator[tuple[Recor
         })
         session.configure(exp, workdir)
         yield api, exp, load_platform()
+
+
+@contextmanager
+def machine_tz(name: str) -> Iterator[None]:
+    """Run the block with the process's time zone set to ``name`` (``TZ`` + ``tzset``)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()

@@ -13,14 +13,25 @@ import copy
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
-from deploy.g5k.config import Experiment, paris_date
+from deploy.g5k.config import PARIS, Experiment, paris_date
 from deploy.g5k.oarspec import NodesGroup, OarRequest, build_resources, format_walltime
 from deploy.g5k.platform import Platform, SiteUnavailable, describe_api_error
 from dvms.errors import DvmsError, InputError
 
-__all__ = ["NoSlot", "Plan", "fetch_planning", "make_plan", "plan_on"]
+__all__ = [
+    "NoSlot",
+    "Plan",
+    "add_charter",
+    "charter_periods",
+    "fetch_planning",
+    "make_plan",
+    "plan_on",
+    "window",
+]
 
 START_MARGIN_S = 60
 """Planning starts this long after "now" (execo's and Funk's default)."""
@@ -166,11 +177,31 @@ def _busy_union(intervals: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def charter_periods(start: int, end: int) -> list[tuple[int, int]]:
+    """The charter's hours in [start, end): weekdays 9:00-19:00 Europe/Paris, French
+    public holidays excepted.
+
+    Not execo's ``get_charter_el_planning``: it converts each period's end with the
+    machine's time zone (19:00 UTC is 20:00 in Paris), see the tests.
+    """
+    from execo_g5k.charter import french_holidays
+
+    out: list[tuple[int, int]] = []
+    day = datetime.fromtimestamp(start, PARIS).date()
+    while True:
+        begin = int(datetime.combine(day, dtime(9), PARIS).timestamp())
+        if begin >= end:
+            return out
+        if day.weekday() < 5 and day not in french_holidays(day.year):
+            stop = int(datetime.combine(day, dtime(19), PARIS).timestamp())
+            if max(begin, start) < min(stop, end):
+                out.append((max(begin, start), min(stop, end)))
+        day += timedelta(days=1)
+
+
 def add_charter(planning: Mapping[str, Any], start: int, end: int) -> dict[str, Any]:
     """A copy of ``planning`` where the charter's hours are busy for every element."""
-    from execo_g5k.planning import get_charter_el_planning
-
-    charter = [tuple(p) for p in get_charter_el_planning(start, end)]
+    charter = charter_periods(start, end)
     out = copy.deepcopy(dict(planning))
     for site_pl in out.values():
         for res_pl in site_pl.values():
