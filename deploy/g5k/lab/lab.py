@@ -204,7 +204,7 @@ def up(spec: LabSpec, workdir: Path = DEFAULT_LAB, *, timeout_s: float = 15.0) -
     try:
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
-        for stale in ("jobs.json", FAULTS, PORT_FILE, "api.log"):
+        for stale in ("jobs.json", FAULTS, PORT_FILE, "api.log", "commands.log"):
             (workdir / stale).unlink(missing_ok=True)
         _write_files(state, spec)
         env = {**os.environ, "PYTHONPATH": str(Path(deploy.__file__).resolve().parent.parent)}

@@ -1,8 +1,9 @@
 """The lab's fake frontend commands: ``oarsub oarstat oardel oarprint g5k-subnets kavlan
 kadeploy3``, one entry point behind the links of ``LAB/bin`` (the command is the name it is
 called by). They run on a fake frontend (an ``sshd -i`` session whose environment carries
-``FAKEG5K_LAB`` and ``FAKEG5K_SITE``) and print what OAR 2.5 and kadeploy 3 print, in the
-shapes execo_g5k parses (see docs/g5k.md and G5K.md §1.4–1.5). Dates are Europe/Paris.
+``FAKEG5K_LAB`` and ``FAKEG5K_SITE``), log each call to ``LAB/commands.log``, and print
+what OAR 2.5 and kadeploy 3 print, in the shapes execo_g5k parses (docs/g5k.md).
+Dates are Europe/Paris.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import getpass
 import ipaddress
 import os
 import re
+import shlex
 import sys
 import time
 import uuid
@@ -322,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 127
     fe = Frontend()
+    with open(fe.lab / "commands.log", "a") as log:  # what the frontends were asked, in order
+        log.write(f"{time.time():.3f} {fe.site} {shlex.join([name, *rest])}\n")
     run = {"oarsub": oarsub, "oarstat": oarstat, "oardel": oardel,
            "g5k-subnets": g5k_subnets, "kavlan": kavlan, "kadeploy3": kadeploy3}[name]
     return run(fe, rest)

@@ -56,12 +56,12 @@ def register(subparsers: Any) -> None:
     p_up.add_argument("--nodes", default="2,3", help="nodes per site, e.g. 2,3 (default)")
     p_up.add_argument("--start-delay-s", type=float, default=2.0,
                       help="seconds between a job's submission and its start (default 2)")
-    lab_sub.add_parser("down", help="stop the lab (safe to repeat)")
-    lab_sub.add_parser("status", help="the lab as JSON")
+    p_down = lab_sub.add_parser("down", help="stop the lab (safe to repeat)")
+    p_lst = lab_sub.add_parser("status", help="the lab as JSON")
     p_fault = lab_sub.add_parser("fault", help="set a fault switch (see docs/g5k.md)")
     p_fault.add_argument("name")
     p_fault.add_argument("value")
-    subs = (p_plan, p_res, p_dep, p_rel, p_st, p_lab, p_up)
+    subs = (p_plan, p_res, p_dep, p_rel, p_st, p_lab, p_up, p_down, p_lst, p_fault)
     for p in subs:
         p.add_argument("--workdir", type=Path, default=argparse.SUPPRESS)
     parser.set_defaults(func=run)

@@ -1,0 +1,106 @@
+"""The lab flow of issue 12's acceptance 2, through the real CLI, execo and the stand-ins.
+
+Two fake sites, ``mode = free``, ``grid5000:4``, cluster ``fclc`` blacklisted, global
+KaVLAN: plan → reserve (4 nodes, none of fclc, KaVLAN 16, an address pool) → deploy with
+``fclb-2`` failing kadeploy (KO, three kept) → release (both jobs deleted) → release again
+(no-op). No mock in the path: every step is ``python -m dvms g5k`` over ssh (real ``sshd
+-i``) and HTTP to the lab, which logs what it was asked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.g5k.lab import lab as lab_mod
+from deploy.g5k.oarspec import check_resources
+from tests.g5k_lab import Lab, lab, needs_sshd
+
+__all__ = ["lab"]
+
+pytestmark = [needs_sshd, pytest.mark.slow]
+
+
+def test_plan_reserve_deploy_release(lab: Lab) -> None:
+    exp = lab.experiment()
+    t0 = time.monotonic()
+
+    plan = lab.dvms("plan", str(exp), "--json")
+    assert plan.returncode == 0, plan.stderr
+    doc = json.loads(plan.stdout)
+    assert doc["counts"] == {"fsite1": 2, "fsite2": 2}
+    assert doc["kavlan_site"] == "fsite1"
+    for req in doc["requests"].values():
+        text = f"{req['resources']},walltime={req['walltime']}"
+        check_resources(text)  # OAR 2.5's grammar accepts it, no constraint is lost
+        assert "+," not in text and not req["resources"].endswith("+")
+    assert "cluster NOT IN ('fclc')" in doc["requests"]["fsite2"]["resources"]
+    assert not lab.commands(), "plan must not touch the frontends"
+    assert not (lab.workdir / "state.json").exists()
+
+    reserve = lab.dvms("reserve", str(exp))
+    assert reserve.returncode == 0, reserve.stderr
+    assert "waiting for job" in reserve.stderr  # progress on the wait
+    st = lab.state_json()
+    hosts = st["hosts"]["ok"]
+    assert len(hosts) == 4 and not st["hosts"]["ko"]
+    assert not any(h.startswith("fclc-") for h in hosts)
+    assert {h["site"] for h in hosts.values()} == {"fsite1", "fsite2"}
+    assert st["network"]["vlan"] == 16 and st["network"]["kavlan_site"] == "fsite1"
+    pool = json.loads((lab.workdir / "pool.json").read_text())
+    assert st["network"]["pool_size"] == len(pool) >= 6
+    assert pool[0][0] == "10.27.216.1" and pool[0][1].startswith("00:20:4e:")
+    jobs = lab.jobs()
+    assert len(jobs) == 2 and {j["state"] for j in jobs.values()} == {"Running"}
+    assert {j["site"] for j in jobs.values()} == {"fsite1", "fsite2"}
+    assert sorted(n for j in jobs.values() for n in j["nodes"]) == sorted(hosts)
+
+    lab.fault(kadeploy_fail_nodes=["fclb-2"])
+    deploy = lab.dvms("deploy", str(exp))
+    assert deploy.returncode == 0, deploy.stderr
+    st = lab.state_json()
+    assert sorted(st["hosts"]["ok"]) == ["fcla-1.fsite1.grid5000.fr",
+                                         "fcla-2.fsite1.grid5000.fr",
+                                         "fclb-1.fsite2.grid5000.fr"]
+    ko = st["hosts"]["ko"]["fclb-2.fsite2.grid5000.fr"]
+    assert ko["step"] == "kadeploy" and "Not enough nodes rebooted" in ko["reason"]
+    assert {h["state"] for h in st["hosts"]["ok"].values()} == {"ready"}
+    assert st["steps"]["libvirt"]["status"] == "skipped"
+    assert sorted(lab.status()["deployed"]) == ["fcla-1", "fcla-2", "fclb-1"]
+    kadeploys = [c for c in lab.commands() if " kadeploy3 " in c]
+    assert any("--vlan 16" in c and "fclb-2.fsite2.grid5000.fr" in c for c in kadeploys)
+    assert len([c for c in kadeploys if "fclb-2" in c]) == 2  # deploy_tries = 2
+
+    release = lab.dvms("release", str(exp))
+    assert release.returncode == 0, release.stderr
+    elapsed = time.monotonic() - t0
+    assert {j["state"] for j in lab.jobs().values()} == {"Error"}  # oardel'ed
+    assert sorted(c.split()[2:] for c in lab.commands() if " oardel " in c) == [
+        ["oardel", str(i)] for i in sorted(jobs)]
+    again = lab.dvms("release", str(exp))
+    assert again.returncode == 0 and "nothing" in again.stdout
+    assert len([c for c in lab.commands() if " oardel " in c]) == 2
+
+    status = lab.dvms("status")
+    assert status.returncode == 0
+    doc = json.loads(status.stdout)
+    assert {j["state"] for j in doc["jobs"]} == {"deleted"}
+    assert set(doc["steps"]) >= {"reserve", "deploy", "release"}
+    print(f"lab flow plan -> reserve -> deploy -> release: {elapsed:.1f} s")
+    assert elapsed <= 60
+
+
+def test_lab_down_leaves_nothing_running(lab: Lab) -> None:
+    pid = lab.state.api_pid
+    assert pid is not None and Path(f"/proc/{pid}").exists()
+    status = lab.dvms("lab", "status", "--workdir", str(lab.dir))
+    assert status.returncode == 0 and json.loads(status.stdout)["up"] is True
+    assert lab_mod.down(lab.dir) == ["api"]
+    time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert lab_mod._lab_processes(lab.dir) == []
+    assert lab_mod.down(lab.dir) == []
+    assert lab_mod.status(lab.dir)["up"] is False
