@@ -240,3 +240,32 @@ def test_recorded_planning_is_in_get_plannings_shape() -> None:
         for element in site.values():
             for intervals in element.values():
                 assert set(intervals) == {"busy", "free"}
+
+
+def test_execo_drops_a_site_whose_vlans_it_cannot_see(world: Any, tmp_path: Path) -> None:
+    """fsite2 lists its KaVLANs only in /sites/fsite2/vlans (today's shape): a job there
+    holding VLAN 17 makes execo's planning of fsite2 fail (KeyError 'kavlan-17'); dvms
+    reports the site instead of "no slot"."""
+    from deploy.g5k import session
+
+    api, platform = world
+    payloads = copy.deepcopy(recorded("api.json"))
+    payloads["/sites/fsite2/jobs"]["items"] = [
+        {"uid": 2000, "queue": "default",
+         "links": [{"rel": "self", "href": "/3.0/sites/fsite2/jobs/2000"}]}]
+    payloads["/sites/fsite2/jobs/2000"] = {
+        "uid": 2000, "state": "running", "started_at": T0, "scheduled_at": T0,
+        "walltime": H, "assigned_nodes": ["fclb-1.fsite2.grid5000.fr"],
+        "resources_by_type": {"vlans": ["17"]}}
+    try:
+        with RecordedApi(payloads) as other:
+            session.configure(_exp(other), tmp_path / "other")
+            with pytest.raises(SiteUnavailable) as err:
+                make_plan(_exp(other, resources=["grid5000:2"], kavlan=True), platform,
+                          now=T0 - 60)
+            assert str(err.value) == ("site fsite2: no planning (execo's planning failed although "
+                                      "the API answered)")
+            plan = make_plan(_exp(other, resources=["grid5000:2"]), platform, now=T0 - 60)
+            assert sum(plan.counts.values()) == 2  # without KaVLAN the site plans fine
+    finally:
+        session.configure(_exp(api), tmp_path / "back")

@@ -155,7 +155,7 @@ def fetch_planning(exp: Experiment, platform: Platform, start: int, end: int) ->
                             subnet=bool(exp.reservation.subnets), out_of_chart=False,
                             starttime=start, endtime=end) or {}
     for site in sorted(_sites_of(elements, platform) - set(planning)):
-        detail = "execo dropped it"
+        detail = "execo's planning failed although the API answered"
         for path in (f"/sites/{site}/internal/oarapi/resources/details.json?limit=1073741824",
                      f"/sites/{site}/jobs?limit=1073741824&state=waiting,launching,running"):
             try:
