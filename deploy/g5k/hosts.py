@@ -127,8 +127,9 @@ def _kadeploy(exp: Experiment, res: Resources, state: ExperimentState,
 
 
 def _snippet(lines: list[str]) -> str:
+    """The end of an output (where a failing tool says why), on one line."""
     text = " | ".join(ln.strip() for ln in lines if ln.strip())
-    return text[:160] + ("..." if len(text) > 160 else "")
+    return ("..." if len(text) > 200 else "") + text[-200:]
 
 
 def _libvirt(exp: Experiment, state: ExperimentState) -> None:

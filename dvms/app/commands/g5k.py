@@ -37,8 +37,9 @@ def register(subparsers: Any) -> None:
                              f"lab: {DEFAULT_LAB})")
     parser.add_argument("--execo-log", default="CRITICAL",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-                        help="level of execo's own log on stderr (default CRITICAL: dvms "
-                             "reports failures itself, in one line)")
+                        help="level of execo's own log on the terminal (default CRITICAL: "
+                             "dvms reports failures itself, in one line; WORKDIR/execo.log "
+                             "keeps its warnings)")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p_plan = sub.add_parser("plan", help="slot, per-site counts and OAR lines (no side effect)")
     p_plan.add_argument("--json", action="store_true", help="Funk-compatible JSON")
@@ -115,16 +116,36 @@ def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     exp = load_experiment(args.experiment)
     workdir = Path(args.workdir or DEFAULT_WORKDIR)
     session.configure(exp, workdir)
-    _execo_log(args.execo_log)
+    _execo_log(args.execo_log, workdir)
     return exp, ExperimentState.open(workdir, exp.name)
 
 
-def _execo_log(level: str) -> None:
+def _execo_log(level: str, workdir: Path) -> None:
+    """execo's log (and exceptions of its threads) to ``WORKDIR/execo.log``; on the terminal
+    (execo writes to stdout) only from ``level`` up, so ``--json`` stays JSON and failures
+    stay one line of ours."""
     import logging
+    import threading
+    import traceback
 
-    from execo.log import logger
+    from execo.log import logger, logger_handler
 
-    logger.setLevel(getattr(logging, level))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "execo.log"
+    file_handler = logging.FileHandler(path)
+    file_handler.setLevel(logging.WARNING)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(file_handler)
+    logger_handler.setLevel(getattr(logging, level))
+    logger.setLevel(min(logging.WARNING, getattr(logging, level)))
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        with open(path, "a") as f:
+            f.write(f"exception in thread {args.thread.name if args.thread else '?'}:\n")
+            f.write("".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                       args.exc_traceback)))
+
+    threading.excepthook = hook
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
         from deploy.g5k.platform import load_platform
 
         exp = load_experiment(args.experiment)
-        session.configure(exp, Path(args.workdir or DEFAULT_WORKDIR))
-        _execo_log(args.execo_log)
+        workdir = Path(args.workdir or DEFAULT_WORKDIR)
+        session.configure(exp, workdir)
+        _execo_log(args.execo_log, workdir)
         plan = make_plan(exp, load_platform())
         if args.json:
             print(json.dumps(plan.to_json(), indent=1, sort_keys=True))
