@@ -4,6 +4,7 @@ through execo_g5k against a loopback server serving them (503s, outage, cache)."
 from __future__ import annotations
 
 import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,40 @@ def test_one_site_503_is_named(tmp_path: Path) -> None:
             load_platform()
     assert str(err.value) == "site fsite2: API error 503 on /sites/fsite2/clusters"
     assert err.value.site == "fsite2"
+
+
+def test_execos_per_site_thread_tracebacks_are_not_printed(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    previous = threading.excepthook
+    threading.excepthook = seen.append  # what would print "Exception in thread ..."
+    try:
+        with RecordedApi(API) as api:
+            api.faults["/sites/fsite2/clusters/fclb/nodes"] = 503
+            _configure(api.uri, tmp_path)
+            with pytest.raises(SiteUnavailable):
+                load_platform()
+        assert threading.excepthook == seen.append  # restored
+    finally:
+        threading.excepthook = previous
+    assert seen == []
+
+
+def test_a_nodes_list_execo_drops_silently_is_caught_and_not_cached(tmp_path: Path) -> None:
+    with RecordedApi(API) as api:
+        api.faults["/sites/fsite2/clusters/fclb/nodes"] = 503  # execo: fclb, no node
+        _configure(api.uri, tmp_path)
+        with pytest.raises(SiteUnavailable) as err:
+            load_platform()
+        assert str(err.value) == (
+            "site fsite2: API error 503 on /sites/fsite2/clusters/fclb/nodes")
+        assert not (tmp_path / "api-cache" / "api_commit").exists()  # refetched next time
+        api.faults.clear()
+        _configure(api.uri, tmp_path)
+        assert len(load_platform().cluster("fclb").nodes) == 2
+        api.faults["/sites/fsite1/network_equipments"] = 503  # execo: no equipment
+        _configure(api.uri, tmp_path / "other")
+        with pytest.raises(SiteUnavailable, match=r"^site fsite1: API error 503 on /sites/"):
+            load_platform()
 
 
 def test_malformed_node_payload_names_the_site(tmp_path: Path) -> None:

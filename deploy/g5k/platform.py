@@ -10,8 +10,11 @@ KaVLAN networks come from either shape the API has had: ``vlans`` tables in the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dvms.errors import DvmsError, InputError
@@ -285,6 +288,49 @@ def _site_kavlans(site: str, equipments: Mapping[str, Any], live: bool) -> tuple
     return kavlans_from_vlans(items)
 
 
+def _check_complete(data: Mapping[str, Any]) -> None:
+    """Probe what execo may have dropped silently: its per-cluster node reader and per-site
+    network reader start from an empty dict, so a failed request leaves a cluster with no
+    node (or a site with no equipment) — and execo caches that. On a failure the cached
+    copy is invalidated and the site named."""
+    import execo_g5k.api_utils as api
+
+    suspects = [(site, f"/sites/{site}/clusters/{cluster}/nodes")
+                for site, clusters in data["hierarchy"].items()
+                for cluster, hosts in clusters.items() if not hosts]
+    suspects += [(site, f"/sites/{site}/network_equipments")
+                 for site in data["hierarchy"] if not data["network"].get(site)]
+    for site, path in suspects:
+        try:
+            api.get_resource_attributes(path)
+        except api.APIException as exc:
+            with api._data_lock:
+                api._data = None
+            cache = api.get_api_data.__defaults__[0]
+            if cache:
+                Path(cache, "api_commit").unlink(missing_ok=True)
+            raise SiteUnavailable(site, describe_api_error(exc)) from None
+
+
+@contextmanager
+def _quiet_api_threads() -> Iterator[None]:
+    """execo reads each site in a thread whose ``APIException`` would print a traceback;
+    the failure is diagnosed in one line instead (other exceptions still print)."""
+    from execo_g5k.api_utils import APIException
+
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if not (isinstance(args.exc_type, type) and issubclass(args.exc_type, APIException)):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
 def load_platform(sites: Sequence[str] | None = None) -> Platform:
     """The platform (all sites, or ``sites``) from the API configured by ``session``.
 
@@ -294,10 +340,13 @@ def load_platform(sites: Sequence[str] | None = None) -> Platform:
     import execo_g5k.api_utils as api
 
     try:
-        data = api.get_api_data()
+        with _quiet_api_threads():
+            data = api.get_api_data()
     except Exception as exc:
         raise _diagnose(exc) from None
     live = "version" in data  # execo's cache reader does not restore it
+    if live:
+        _check_complete(data)
     hierarchy: Mapping[str, Mapping[str, Sequence[str]]] = data["hierarchy"]
     names = sorted(hierarchy) if sites is None else list(sites)
     out: dict[str, Site] = {}
