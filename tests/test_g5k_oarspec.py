@@ -128,7 +128,7 @@ def _group(draw: st.DrawFn) -> NodesGroup:
     return NodesGroup(draw(st.integers(1, 2000)), site, cluster=cluster, blacklist=blacklist)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     groups=st.lists(_group(), min_size=1, max_size=4),
     kavlan=st.one_of(st.none(), st.sampled_from(KAVLAN_TYPES)),

@@ -140,7 +140,7 @@ def test_no_slot_and_unknown_names(world: Any) -> None:
 
 
 def test_execos_functions_mutate_their_inputs_so_the_plan_copies(world: Any) -> None:
-    from execo_g5k.planning import compute_slots, find_free_slot
+    from execo_g5k.planning import compute_slots, distribute_hosts, find_free_slot
 
     planning = copy.deepcopy(REC["planning"])
     _plan(world, resources=["grid5000:4"], blacklist=["fclc"], kavlan=True)
@@ -148,8 +148,11 @@ def test_execos_functions_mutate_their_inputs_so_the_plan_copies(world: Any) -> 
     slots = compute_slots(planning, H, excluded_elements=["fclc"])
     assert "fclc" not in planning["fsite2"]  # execo removed it in place
     wanted = {"grid5000": 1, "kavlan": 1}
-    find_free_slot(slots, wanted)
+    slot = find_free_slot(slots, wanted)
     assert wanted["kavlan"] == ["fsite2"]  # and rewrote the caller's dict
+    available = slot[2]
+    distribute_hosts(available, {"grid5000": 2})
+    assert (available["fsite1"], available["fsite2"]) == (0, 1)  # 1 + 2 free, 2 taken
 
 
 def test_funk_compatible_json_and_lines(world: Any) -> None:
