@@ -80,9 +80,10 @@ class Lab:
         path.write_text(text)
         return path
 
-    def dvms(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def dvms(self, *args: str, timeout: float = 120,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """``python -m dvms g5k --workdir EXP_WORKDIR ARGS``."""
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         return subprocess.run([sys.executable, "-m", "dvms", "g5k", "--workdir",
                                str(self.workdir), *args], capture_output=True, text=True,
                               env=env, timeout=timeout, cwd=self.tmp)

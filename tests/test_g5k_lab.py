@@ -10,13 +10,17 @@ KaVLAN: plan → reserve (4 nodes, none of fclc, KaVLAN 16, an address pool) →
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from deploy.g5k.config import paris_date
 from deploy.g5k.lab import lab as lab_mod
+from deploy.g5k.lab.jobs import JobStore
 from deploy.g5k.oarspec import check_resources
+from deploy.g5k.state import ExperimentState, JobRecord
 from tests.g5k_lab import Lab, lab, needs_sshd
 
 __all__ = ["lab"]
@@ -27,8 +31,15 @@ pytestmark = [needs_sshd, pytest.mark.slow]
 def test_plan_reserve_deploy_release(lab: Lab) -> None:
     exp = lab.experiment()
     t0 = time.monotonic()
+    took: dict[str, float] = {}
 
-    plan = lab.dvms("plan", str(exp), "--json")
+    def timed(action: str, *args: str) -> subprocess.CompletedProcess[str]:
+        t = time.monotonic()
+        proc = lab.dvms(action, *args)
+        took[action] = took.get(action, 0.0) + time.monotonic() - t
+        return proc
+
+    plan = timed("plan", str(exp), "--json")
     assert plan.returncode == 0, plan.stderr
     doc = json.loads(plan.stdout)
     assert doc["counts"] == {"fsite1": 2, "fsite2": 2}
@@ -41,7 +52,7 @@ def test_plan_reserve_deploy_release(lab: Lab) -> None:
     assert not lab.commands(), "plan must not touch the frontends"
     assert not (lab.workdir / "state.json").exists()
 
-    reserve = lab.dvms("reserve", str(exp))
+    reserve = timed("reserve", str(exp))
     assert reserve.returncode == 0, reserve.stderr
     assert "waiting for job" in reserve.stderr  # progress on the wait
     st = lab.state_json()
@@ -58,8 +69,9 @@ def test_plan_reserve_deploy_release(lab: Lab) -> None:
     assert {j["site"] for j in jobs.values()} == {"fsite1", "fsite2"}
     assert sorted(n for j in jobs.values() for n in j["nodes"]) == sorted(hosts)
 
-    lab.fault(kadeploy_fail_nodes=["fclb-2"])
-    deploy = lab.dvms("deploy", str(exp))
+    fault = lab.dvms("lab", "fault", "kadeploy_fail_nodes", "fclb-2", "--workdir", str(lab.dir))
+    assert fault.returncode == 0, fault.stderr
+    deploy = timed("deploy", str(exp))
     assert deploy.returncode == 0, deploy.stderr
     st = lab.state_json()
     assert sorted(st["hosts"]["ok"]) == ["fcla-1.fsite1.grid5000.fr",
@@ -74,7 +86,7 @@ def test_plan_reserve_deploy_release(lab: Lab) -> None:
     assert any("--vlan 16" in c and "fclb-2.fsite2.grid5000.fr" in c for c in kadeploys)
     assert len([c for c in kadeploys if "fclb-2" in c]) == 2  # deploy_tries = 2
 
-    release = lab.dvms("release", str(exp))
+    release = timed("release", str(exp))
     assert release.returncode == 0, release.stderr
     elapsed = time.monotonic() - t0
     assert {j["state"] for j in lab.jobs().values()} == {"Error"}  # oardel'ed
@@ -89,7 +101,8 @@ def test_plan_reserve_deploy_release(lab: Lab) -> None:
     doc = json.loads(status.stdout)
     assert {j["state"] for j in doc["jobs"]} == {"deleted"}
     assert set(doc["steps"]) >= {"reserve", "deploy", "release"}
-    print(f"lab flow plan -> reserve -> deploy -> release: {elapsed:.1f} s")
+    print(f"lab flow plan -> reserve -> deploy -> release: {elapsed:.1f} s with the checks; "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()))
     assert elapsed <= 60
 
 
@@ -104,3 +117,40 @@ def test_lab_down_leaves_nothing_running(lab: Lab) -> None:
     assert lab_mod._lab_processes(lab.dir) == []
     assert lab_mod.down(lab.dir) == []
     assert lab_mod.status(lab.dir)["up"] is False
+
+
+def test_advance_reservation_in_paris_time_from_another_zone(lab: Lab) -> None:
+    """``start`` set: each site gets ``-r`` at the slot's Europe/Paris date, whatever the
+    machine's zone, and the jobs start then (not at submission)."""
+    start = int(time.time()) + 6
+    exp = lab.experiment(reservation={"start": paris_date(start), "kavlan": False,
+                                      "blacklist": []})
+    tz = {"TZ": "America/New_York"}
+    proc = lab.dvms("reserve", str(exp), env=tz)
+    assert proc.returncode == 0, proc.stderr
+    lines = [j["request"] for j in lab.state_json()["jobs"]]
+    assert all(f'-r "{paris_date(start)}"' in ln for ln in lines), lines
+    jobs = JobStore(lab.dir).read()
+    assert {int(j.start) for j in jobs.values()} == {start}
+    assert all(j.start - j.submitted > 2 for j in jobs.values())
+    assert lab.dvms("release", str(exp), env=tz).returncode == 0
+
+
+def test_release_finds_a_job_whose_submission_was_interrupted(lab: Lab) -> None:
+    """A job recorded as ``submitting`` (the process died before oarsub's answer) is found
+    by the experiment's name on its site and deleted."""
+    exp = lab.experiment()
+    out = subprocess.run(
+        ["ssh", "-F", str(lab.state.ssh_config), "fsite2.grid5000.fr",
+         "oarsub -l nodes=1,walltime=0:10:00 -t deploy -n labexp 'sleep 31536000'"],
+        capture_output=True, text=True, timeout=30)
+    assert "OAR_JOB_ID=" in out.stdout, out.stderr
+    job_id = int(out.stdout.split("OAR_JOB_ID=")[1].split()[0])
+    state = ExperimentState(workdir=lab.workdir.resolve(), name="labexp",
+                            jobs=[JobRecord(site="fsite2")])
+    state.save()
+    proc = lab.dvms("release", str(exp))
+    assert proc.returncode == 0, proc.stderr
+    assert f"fsite2:{job_id}" in proc.stdout
+    assert lab.jobs()[job_id]["state"] == "Error"
+    assert "nothing" in lab.dvms("release", str(exp)).stdout

@@ -27,7 +27,7 @@ from deploy.g5k.oarspec import OarRequest
 from deploy.g5k.plan import START_MARGIN_S, Plan
 from deploy.g5k.platform import Platform
 from deploy.g5k.state import ExperimentState, HostRecord, JobRecord
-from dvms.errors import DvmsError
+from dvms.errors import DvmsError, InputError
 
 __all__ = ["Progress", "Resources", "kavlan_pool", "release", "reserve", "submitted_requests"]
 
@@ -61,7 +61,7 @@ class Resources:
         """The resources a previous ``reserve`` recorded (``DvmsError`` if none)."""
         jobs = {j.site: j.id for j in state.live_jobs() if j.id is not None}
         if not state.done("reserve") or not jobs:
-            raise DvmsError(f"{state.workdir}: nothing reserved (run reserve first)")
+            raise InputError(f"{state.workdir}: nothing reserved (run reserve first)")
         nodes: dict[str, list[str]] = {}
         for h in state.hosts.values():
             nodes.setdefault(h.site, []).append(h.name)
