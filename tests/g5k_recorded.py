@@ -2,7 +2,8 @@
 
 ``RecordedApi(payloads)`` answers ``GET /3.0<path>`` with ``payloads[path]`` (query
 strings ignored), 404 for unknown paths, and the status set in ``faults[path]`` (a path
-prefix) instead when there is one. It logs the paths requested.
+prefix) instead when there is one; a path under a prefix of ``garbled`` gets a 200 whose
+body is not JSON. It logs the paths requested.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RecordedApi:
     def __init__(self, payloads: dict[str, Any]) -> None:
         self.payloads = payloads
         self.faults: dict[str, int] = {}
+        self.garbled: set[str] = set()
         self.log: list[str] = []
         api = self
 
@@ -42,6 +44,8 @@ class RecordedApi:
                 if body is None:
                     status, body = 404, {"message": f"{path} not found"}
                 data = json.dumps(body).encode()
+                if any(path.startswith(p) for p in api.garbled):
+                    data = b"<html>Proxy error</html>"
                 self.send_response(status or 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -127,6 +127,28 @@ def test_a_nodes_list_execo_drops_silently_is_caught_and_not_cached(tmp_path: Pa
             load_platform()
 
 
+def test_payloads_that_are_not_json_or_not_the_shape_name_the_site(tmp_path: Path) -> None:
+    with RecordedApi(API) as api:
+        api.garbled.add("/sites/fsite1/clusters")
+        _configure(api.uri, tmp_path)
+        with pytest.raises(SiteUnavailable) as err:
+            load_platform()
+        assert str(err.value) == "site fsite1: malformed API payload on /sites/fsite1/clusters"
+    payloads = copy.deepcopy(API)
+    payloads["/sites/fsite2/clusters"] = {"items": 3}
+    with RecordedApi(payloads) as api:
+        _configure(api.uri, tmp_path / "shape")
+        with pytest.raises(SiteUnavailable) as err:
+            load_platform()
+    assert str(err.value) == ("site fsite2: malformed API payload on /sites/fsite2/clusters "
+                              "(no items[].uid)")
+    with RecordedApi(API) as api:
+        api.garbled.add("/")
+        _configure(api.uri, tmp_path / "root")
+        with pytest.raises(ApiUnreachable, match=r"malformed API payload on /$"):
+            load_platform()
+
+
 def test_malformed_node_payload_names_the_site(tmp_path: Path) -> None:
     payloads = copy.deepcopy(API)
     del payloads["/sites/fsite1/clusters/fcla/nodes"]["items"][0]["architecture"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from deploy.g5k.config import PARIS, Experiment, paris_date
 from deploy.g5k.oarspec import NodesGroup, OarRequest, build_resources, format_walltime
-from deploy.g5k.platform import Platform, SiteUnavailable, describe_api_error
+from deploy.g5k.platform import ApiRequestError, Platform, SiteUnavailable, api_get
 from dvms.errors import DvmsError, InputError
 
 __all__ = [
@@ -146,7 +146,6 @@ def fetch_planning(exp: Experiment, platform: Platform, start: int, end: int) ->
     execo drops a site whose planning requests fail (a warning, no exception): that site
     is probed again here to name the failing request in ``SiteUnavailable``.
     """
-    from execo_g5k.api_utils import APIException, get_resource_attributes
     from execo_g5k.planning import get_planning
 
     _check_names(exp, platform)
@@ -159,9 +158,9 @@ def fetch_planning(exp: Experiment, platform: Platform, start: int, end: int) ->
         for path in (f"/sites/{site}/internal/oarapi/resources/details.json?limit=1073741824",
                      f"/sites/{site}/jobs?limit=1073741824&state=waiting,launching,running"):
             try:
-                get_resource_attributes(path)
-            except APIException as exc:
-                detail = describe_api_error(exc)
+                api_get(path)
+            except ApiRequestError as exc:
+                detail = exc.detail
                 break
         raise SiteUnavailable(site, f"no planning ({detail})")
     return dict(planning)

@@ -20,6 +20,7 @@ from typing import Any
 from dvms.errors import DvmsError, InputError
 
 __all__ = [
+    "ApiRequestError",
     "ApiUnreachable",
     "Cluster",
     "Kavlan",
@@ -27,6 +28,7 @@ __all__ = [
     "Platform",
     "Site",
     "SiteUnavailable",
+    "api_get",
     "describe_api_error",
     "kavlans_from_equipments",
     "kavlans_from_vlans",
@@ -247,45 +249,73 @@ def describe_api_error(exc: Any) -> str:
     return f"{type(exc.exception).__name__} on {uri}: {exc.exception}"
 
 
-def _diagnose(original: Exception) -> DvmsError:
-    """Which request fails: the root (unreachable) or one site's (``SiteUnavailable``)."""
+class ApiRequestError(DvmsError):
+    """One API request failed: ``detail`` says how, ``status`` is the HTTP status or None."""
+
+    def __init__(self, detail: str, status: int | None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+def api_get(path: str) -> Any:
+    """GET ``path`` through execo's API connection; any failure → ``ApiRequestError``
+    (HTTP error, transport error, or a payload that is not JSON)."""
     from execo_g5k.api_utils import APIException, get_resource_attributes
 
-    def probe(path: str) -> Any:
-        return get_resource_attributes(path)
-
     try:
-        probe("")
-        sites = [s["uid"] for s in probe("/sites")["items"]]
+        return get_resource_attributes(path)
     except APIException as exc:
-        return ApiUnreachable(_api_root(), describe_api_error(exc))
+        response = getattr(exc, "response", None)
+        status = None if response is None else int(response.status_code)
+        raise ApiRequestError(describe_api_error(exc), status) from None
+    except ValueError:  # requests' JSONDecodeError
+        raise ApiRequestError(f"malformed API payload on {'/' + path.lstrip('/')}",
+                              None) from None
+
+
+def _uids(path: str) -> list[str]:
+    payload = api_get(path)
+    try:
+        return [str(item["uid"]) for item in payload["items"]]
+    except (KeyError, TypeError):
+        raise ApiRequestError(f"malformed API payload on {path} (no items[].uid)",
+                              None) from None
+
+
+def _diagnose(original: Exception) -> DvmsError:
+    """Which request fails: the root (unreachable) or one site's (``SiteUnavailable``)."""
+    try:
+        api_get("")
+        sites = _uids("/sites")
+    except ApiRequestError as exc:
+        return ApiUnreachable(_api_root(), exc.detail)
     for site in sorted(sites):
         try:
-            probe(f"/sites/{site}")
-            probe(f"/sites/{site}/network_equipments")
-            for cluster in [c["uid"] for c in probe(f"/sites/{site}/clusters")["items"]]:
-                probe(f"/sites/{site}/clusters/{cluster}")
-                probe(f"/sites/{site}/clusters/{cluster}/nodes")
-        except APIException as exc:
-            return SiteUnavailable(site, describe_api_error(exc))
-        except (KeyError, TypeError) as exc:
-            return SiteUnavailable(site, f"malformed API payload ({exc})")
+            api_get(f"/sites/{site}")
+            api_get(f"/sites/{site}/network_equipments")
+            for cluster in _uids(f"/sites/{site}/clusters"):
+                api_get(f"/sites/{site}/clusters/{cluster}")
+                _uids(f"/sites/{site}/clusters/{cluster}/nodes")
+        except ApiRequestError as exc:
+            return SiteUnavailable(site, exc.detail)
     return DvmsError(f"API {_api_root()}: cannot read the reference data: {original!r}")
 
 
 def _site_kavlans(site: str, equipments: Mapping[str, Any], live: bool) -> tuple[Kavlan, ...]:
-    from execo_g5k.api_utils import APIException, get_resource_attributes
-
     kavlans = kavlans_from_equipments(list(equipments.values()))
     if kavlans or not live:
         return kavlans
     try:
-        items = get_resource_attributes(f"/sites/{site}/vlans").get("items", [])
-    except APIException as exc:
-        if exc.response is not None and exc.response.status_code == 404:
+        payload = api_get(f"/sites/{site}/vlans")
+    except ApiRequestError as exc:
+        if exc.status == 404:
             return ()
-        raise SiteUnavailable(site, describe_api_error(exc)) from None
-    return kavlans_from_vlans(items)
+        raise SiteUnavailable(site, exc.detail) from None
+    items = payload.get("items") if isinstance(payload, Mapping) else None
+    if not isinstance(items, list):
+        raise SiteUnavailable(site, f"malformed API payload on /sites/{site}/vlans (no items)")
+    return kavlans_from_vlans([i for i in items if isinstance(i, Mapping)])
 
 
 def _check_complete(data: Mapping[str, Any]) -> None:
@@ -302,26 +332,28 @@ def _check_complete(data: Mapping[str, Any]) -> None:
                  for site in data["hierarchy"] if not data["network"].get(site)]
     for site, path in suspects:
         try:
-            api.get_resource_attributes(path)
-        except api.APIException as exc:
+            api_get(path)
+        except ApiRequestError as exc:
             with api._data_lock:
                 api._data = None
             cache = api.get_api_data.__defaults__[0]
             if cache:
                 Path(cache, "api_commit").unlink(missing_ok=True)
-            raise SiteUnavailable(site, describe_api_error(exc)) from None
+            raise SiteUnavailable(site, exc.detail) from None
 
 
 @contextmanager
 def _quiet_api_threads() -> Iterator[None]:
-    """execo reads each site in a thread whose ``APIException`` would print a traceback;
-    the failure is diagnosed in one line instead (other exceptions still print)."""
+    """execo reads each site in a thread whose failed request (``APIException``, or a
+    ``ValueError`` for a payload that is not JSON) would print a traceback; the failure is
+    diagnosed in one line instead (other exceptions still print)."""
     from execo_g5k.api_utils import APIException
 
     previous = threading.excepthook
+    quiet = (APIException, ValueError)
 
     def hook(args: Any) -> None:
-        if not (isinstance(args.exc_type, type) and issubclass(args.exc_type, APIException)):
+        if not (isinstance(args.exc_type, type) and issubclass(args.exc_type, quiet)):
             previous(args)
 
     threading.excepthook = hook
