@@ -188,3 +188,20 @@ def test_bad_config_is_one_line_exit_2(lab: Lab, table: str, values: dict[str, o
         assert proc.returncode == 2, proc.stderr
         assert expected in error_line(proc)
     assert not lab.commands()  # nothing reached a frontend
+
+
+@pytest.mark.slow
+def test_a_later_host_step_fails_on_one_host(lab: Lab) -> None:
+    exp = _reserved(lab, min_hosts_ratio=0.2, packages=["cpulimit"], deploy_tries=1)
+    lab.fault(apt_fail_nodes=["fcla-1"])
+    proc = lab.dvms("deploy", exp)
+    st = lab.state_json()
+    ko = st["hosts"]["ko"]["fcla-1.fsite1.grid5000.fr"]
+    assert ko["step"] == "packages" and "Unable to locate package cpulimit" in ko["reason"]
+    for node in ("fcla-2", "fclb-1", "fclb-2"):  # the others got the package (lab's apt-get)
+        assert (lab.dir / "nodes" / node / "packages").read_text().split() == ["cpulimit"]
+    assert not (lab.dir / "nodes" / "fcla-1" / "packages").exists()
+    assert st["steps"]["libvirt"]["status"] in ("done", "failed")
+    if proc.returncode != 0:  # no libvirtd on this machine: every host KO at that step
+        assert "fcla-1" in error_line(proc) or "libvirt" in error_line(proc)
+    assert lab.dvms("release", exp).returncode == 0

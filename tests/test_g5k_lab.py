@@ -154,3 +154,23 @@ def test_release_finds_a_job_whose_submission_was_interrupted(lab: Lab) -> None:
     assert f"fsite2:{job_id}" in proc.stdout
     assert lab.jobs()[job_id]["state"] == "Error"
     assert "nothing" in lab.dvms("release", str(exp)).stdout
+
+
+def test_fake_oarsub_runs_oar_grammar(lab: Lab) -> None:
+    """The frontends' oarsub rejects what OAR 2.5 rejects (execo's trailing ``+``), with
+    OAR's message and exit status 18, and takes what dvms builds."""
+    def oarsub(resources: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", "-F", str(lab.state.ssh_config), "fsite1.grid5000.fr",
+             f"oarsub -l \"{resources}\" -t deploy -n g 'sleep 1'"],
+            capture_output=True, text=True, timeout=30)
+
+    bad = oarsub("nodes=2+{type='kavlan-global'}/vlan=1+,walltime=1:0:0")
+    assert bad.returncode == 18
+    assert "# Error: cannot recognize -- +,walltime=1:0:0 -- resource" in bad.stdout
+    good = oarsub("{type='kavlan-global'}/vlan=1+nodes=2,walltime=1:0:0")
+    assert good.returncode == 0 and "OAR_JOB_ID=" in good.stdout
+    (job,) = lab.jobs().values()
+    assert job["vlan"] == 16 and len(job["nodes"]) == 2
+    full = oarsub("nodes=1,walltime=1:0:0")  # both fsite1 nodes are held
+    assert full.returncode != 0 and "not enough resources" in full.stdout

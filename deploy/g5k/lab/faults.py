@@ -46,6 +46,8 @@ class Faults:
     """kadeploy3 prints output without the node sections on these sites."""
     frontend_down_sites: list[str] = field(default_factory=list)
     """The ssh proxy of these sites' frontends closes every connection (ssh exits 255)."""
+    apt_fail_nodes: list[str] = field(default_factory=list)
+    """The nodes' fake ``apt-get`` fails on these nodes (short names)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,9 +1,10 @@
 """The lab's fake frontend commands: ``oarsub oarstat oardel oarprint g5k-subnets kavlan
-kadeploy3``, one entry point behind the links of ``LAB/bin`` (the command is the name it is
-called by). They run on a fake frontend (an ``sshd -i`` session whose environment carries
-``FAKEG5K_LAB`` and ``FAKEG5K_SITE``), log each call to ``LAB/commands.log``, and print
-what OAR 2.5 and kadeploy 3 print, in the shapes execo_g5k parses (docs/g5k.md).
-Dates are Europe/Paris.
+kadeploy3`` (and the nodes' ``apt-get``), one entry point behind the links of ``LAB/bin``
+(the command is the name it is called by).
+
+They run in an ``sshd -i`` session whose environment carries ``FAKEG5K_LAB`` and
+``FAKEG5K_SITE``, log each call to ``LAB/commands.log``, and print what OAR 2.5 and
+kadeploy 3 print, in the shapes execo_g5k parses (docs/g5k.md). Dates are Europe/Paris.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from deploy.g5k.oarspec import OAR_GRAMMAR_EXIT, OarGrammarError, parse_resource
 __all__ = ["COMMANDS", "main"]
 
 PARIS = ZoneInfo("Europe/Paris")
-COMMANDS = ("oarsub", "oarstat", "oardel", "oarprint", "g5k-subnets", "kavlan", "kadeploy3")
+COMMANDS = ("oarsub", "oarstat", "oardel", "oarprint", "g5k-subnets", "kavlan", "kadeploy3",
+            "apt-get")
+"""``apt-get`` is the nodes' own: a rehearsal's ``[hosts].packages`` must never install
+anything on the machine the lab runs on; it records the packages and succeeds."""
 
 
 def paris(ts: float) -> str:
@@ -311,6 +315,23 @@ def kadeploy3(fe: Frontend, argv: list[str]) -> int:
     return 0
 
 
+def apt_get(fe: Frontend, argv: list[str]) -> int:
+    node = os.environ.get("DVMS_NODE", "")
+    if not node:
+        print("E: apt-get runs on the lab's nodes only", file=sys.stderr)
+        return 100
+    pkgs = [a for a in argv if not a.startswith("-") and a != "install"]
+    if node in fe.faults.apt_fail_nodes:
+        print("Reading package lists... Done")
+        print(f"E: Unable to locate package {pkgs[0] if pkgs else '?'}")
+        return 100
+    with open(fe.lab / "nodes" / node / "packages", "a") as f:
+        f.write("".join(f"{p}\n" for p in pkgs))
+    print("Reading package lists... Done")
+    print(f"lab: {node} would install {' '.join(pkgs) or 'nothing'} (fake apt-get)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     name = Path(argv[0]).name
@@ -327,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(fe.lab / "commands.log", "a") as log:  # what the frontends were asked, in order
         log.write(f"{time.time():.3f} {fe.site} {shlex.join([name, *rest])}\n")
     run = {"oarsub": oarsub, "oarstat": oarstat, "oardel": oardel,
-           "g5k-subnets": g5k_subnets, "kavlan": kavlan, "kadeploy3": kadeploy3}[name]
+           "g5k-subnets": g5k_subnets, "kavlan": kavlan, "kadeploy3": kadeploy3,
+           "apt-get": apt_get}[name]
     return run(fe, rest)
 
 

@@ -5,7 +5,8 @@
     dvms g5k deploy EXP.toml             # kadeploy (KO hosts dropped), libvirt
     dvms g5k status [EXP.toml]           # JSON: jobs, hosts OK/KO with reasons, timings
     dvms g5k release EXP.toml            # oardel what was reserved (idempotent)
-    dvms g5k lab up [--sites N] [--nodes 2,3] | down | status | fault NAME VALUE
+    dvms g5k lab up [--sites N] [--nodes 2,3] [--platform FILE] | down | status
+    dvms g5k lab fault NAME VALUE        # flip a fault switch of a running lab
 
 ``--workdir`` holds the experiment's state (default /var/tmp/dvms-g5k) or the lab
 (default /var/tmp/dvms-g5k-lab). See docs/g5k.md.
@@ -55,8 +56,12 @@ def register(subparsers: Any) -> None:
     p_up = lab_sub.add_parser("up", help="start a lab")
     p_up.add_argument("--sites", type=int, default=2)
     p_up.add_argument("--nodes", default="2,3", help="nodes per site, e.g. 2,3 (default)")
-    p_up.add_argument("--start-delay-s", type=float, default=2.0,
-                      help="seconds between a job's submission and its start (default 2)")
+    p_up.add_argument("--platform", type=Path, default=None,
+                      help="platform description (JSON, the shape of LAB/platform.json) "
+                           "instead of --sites/--nodes")
+    p_up.add_argument("--start-delay-s", type=float, default=None,
+                      help="seconds between a job's submission and its start (default 2, "
+                           "or the platform file's)")
     p_down = lab_sub.add_parser("down", help="stop the lab (safe to repeat)")
     p_lst = lab_sub.add_parser("status", help="the lab as JSON")
     p_fault = lab_sub.add_parser("fault", help="set a fault switch (see docs/g5k.md)")
@@ -79,15 +84,19 @@ def _nodes(text: str) -> tuple[int, ...]:
 def _lab(args: argparse.Namespace) -> int:
     from deploy.g5k.lab import lab
     from deploy.g5k.lab.faults import set_fault
-    from deploy.g5k.lab.spec import default_spec
+    from deploy.g5k.lab.spec import LabSpec, default_spec
 
     workdir = Path(args.workdir or DEFAULT_LAB)
     if args.lab_action == "up":
-        spec = default_spec(args.sites, _nodes(args.nodes))
-        if not 0 <= args.start_delay_s <= 3600:
-            raise InputError(f"--start-delay-s {args.start_delay_s}: expected 0..3600")
-        spec = type(spec)(sites=spec.sites, start_delay_s=args.start_delay_s,
-                          kadeploy_s=spec.kadeploy_s)
+        if args.platform is not None:
+            spec = LabSpec.load(args.platform)
+        else:
+            spec = default_spec(args.sites, _nodes(args.nodes))
+        if args.start_delay_s is not None:
+            if not 0 <= args.start_delay_s <= 3600:
+                raise InputError(f"--start-delay-s {args.start_delay_s}: expected 0..3600")
+            spec = LabSpec(sites=spec.sites, start_delay_s=args.start_delay_s,
+                           kadeploy_s=spec.kadeploy_s)
         state = lab.up(spec, workdir)
         print(f"lab up in {state.workdir}: API {state.api_uri}, ssh config {state.ssh_config}")
         for site in spec.sites:
