@@ -186,7 +186,7 @@ def _collect(exp: Experiment, plan: Plan, state: ExperimentState,
         if not pairs:
             raise DvmsError(f"site {site}: subnets asked but g5k-subnets returned none for "
                             f"job {job_id}")
-        return hosts, [(ip, mac) for ip, mac in pairs], params.get("network", "")
+        return hosts, [(ip, mac) for ip, mac in pairs], params.get("ip_prefix", "")
 
     try:
         with ThreadPoolExecutor(max_workers=len(jobs)) as workers:  # one thread per site
