@@ -218,3 +218,20 @@ def test_a_later_host_step_fails_on_one_host(lab: Lab) -> None:
     if proc.returncode != 0:  # no libvirtd on this machine: every host KO at that step
         assert "fcla-1" in error_line(proc) or "libvirt" in error_line(proc)
     assert lab.dvms("release", exp).returncode == 0
+
+
+@pytest.mark.slow
+def test_kadeploy_hangs_past_the_deploy_timeout(lab: Lab) -> None:
+    exp = _reserved(lab, min_hosts_ratio=0.5, deploy_tries=1, deploy_timeout_s=3)
+    lab.fault(kadeploy_hang_sites=["fsite2"])
+    proc = lab.dvms("deploy", exp)
+    assert proc.returncode == 0, proc.stderr
+    st = lab.state_json()
+    assert sorted(st["hosts"]["ok"]) == ["fcla-1.fsite1.grid5000.fr",
+                                         "fcla-2.fsite1.grid5000.fr"]
+    ko = st["hosts"]["ko"]
+    assert sorted(ko) == ["fclb-1.fsite2.grid5000.fr", "fclb-2.fsite2.grid5000.fr"]
+    assert all("fsite2 timed out after deploy_timeout_s = 3 s" in h["reason"]
+               for h in ko.values())
+    lab.clear_faults()
+    assert lab.dvms("release", exp).returncode == 0

@@ -12,6 +12,7 @@ list is empty (the lab's hosts need none).
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections import defaultdict
@@ -26,6 +27,8 @@ from dvms.errors import DvmsError
 
 __all__ = ["KadeployLog", "deploy_hosts", "parse_kadeploy"]
 
+TIMEOUT_STATUS = 124
+"""Exit status of coreutils' ``timeout`` when it stops the command."""
 _HEADER_OK = re.compile(r"^The \w+ is successful on nodes\s*$")
 _HEADER_KO = re.compile(r"^The \w+ failed on nodes\s*$")
 _NODE = re.compile(r"^(\w+-\d+\.\w+\.grid5000\.fr)(?:\s+\((.*)\))?\s*$")
@@ -58,6 +61,17 @@ class KadeployLog:
 
     def __init__(self) -> None:
         self.lines: dict[str, list[str]] = defaultdict(list)
+        self.processes: dict[str, list[Any]] = defaultdict(list)
+        """Site → its kadeploy3 processes (one per try)."""
+
+    def timed_out(self, site: str) -> bool:
+        """Whether the site's last kadeploy3 run was stopped by the deploy timeout."""
+        procs = self.processes.get(site) or []
+        if not procs:
+            return False
+        last = procs[-1]
+        status = session.decode_status(getattr(last, "exit_code", None))
+        return status == TIMEOUT_STATUS or bool(getattr(last, "timeouted", False))
 
     def handler(self) -> Any:
         from execo.process import ProcessOutputHandler
@@ -68,6 +82,8 @@ class KadeployLog:
             def read(self, process: Any, stream: Any, string: str, eof: bool = False,
                      error: bool = False) -> None:
                 site = str(getattr(process, "frontend", ""))
+                if process not in log.processes[site]:
+                    log.processes[site].append(process)
                 line = string.removeprefix(f"{site}: ")
                 log.lines[site].extend(line.replace("\r", "").splitlines() or [""])
 
@@ -80,6 +96,7 @@ def _stderr(line: str) -> None:
 
 def _kadeploy(exp: Experiment, res: Resources, state: ExperimentState,
               progress: Callable[[str], None]) -> None:
+    from execo_g5k.config import g5k_configuration
     from execo_g5k.kadeploy import Deployment, deploy
 
     hosts = state.ok_hosts()
@@ -87,13 +104,21 @@ def _kadeploy(exp: Experiment, res: Resources, state: ExperimentState,
     check: str | bool = exp.platform.check_deployed_command or True
     progress(f"kadeploy {exp.hosts.environment} on {len(hosts)} hosts "
              f"({exp.hosts.deploy_tries} tries)")
-    deployed, undeployed = deploy(
-        Deployment(hosts=hosts, env_name=exp.hosts.environment, vlan=res.vlan),
-        check_deployed_command=check,
-        node_connection_params={"user": exp.platform.ssh_user},
-        num_tries=exp.hosts.deploy_tries,
-        deploy_timeout=exp.hosts.deploy_timeout_s,
-        stdout_handlers=[log.handler()])
+    # execo 2.8.2's deploy_timeout never reaches the kadeploy3 processes (it is set on the
+    # Kadeployer after they are built): the frontend's coreutils `timeout` enforces it
+    conf = g5k_configuration
+    saved = conf.get("kadeploy3", "kadeploy3")
+    conf["kadeploy3"] = f"timeout {math.ceil(exp.hosts.deploy_timeout_s)} {saved}"
+    try:
+        deployed, undeployed = deploy(
+            Deployment(hosts=hosts, env_name=exp.hosts.environment, vlan=res.vlan),
+            check_deployed_command=check,
+            node_connection_params={"user": exp.platform.ssh_user},
+            num_tries=exp.hosts.deploy_tries,
+            deploy_timeout=exp.hosts.deploy_timeout_s,
+            stdout_handlers=[log.handler()])
+    finally:
+        conf["kadeploy3"] = saved
     by_site: dict[str, list[str]] = defaultdict(list)
     for h in hosts:
         by_site[state.hosts[h].site].append(h)
@@ -101,9 +126,13 @@ def _kadeploy(exp: Experiment, res: Resources, state: ExperimentState,
     for site, site_hosts in by_site.items():
         ok, ko, found = parse_kadeploy(log.lines.get(site, []))
         ran = bool(log.lines.get(site))
+        hung = log.timed_out(site)
         for h in site_hosts:
             if h in deployed:
                 state.hosts[h].state = "deployed"
+            elif hung and h not in ko:
+                state.mark_ko(h, "kadeploy", f"kadeploy3 on {site} timed out after "
+                              f"deploy_timeout_s = {exp.hosts.deploy_timeout_s:g} s")
             elif ran and not found:
                 state.mark_ko(h, "kadeploy", f"kadeploy3 output on {site} unparseable: "
                               f"{_snippet(log.lines[site])}")
@@ -114,7 +143,7 @@ def _kadeploy(exp: Experiment, res: Resources, state: ExperimentState,
                               "command failed")
             else:
                 state.mark_ko(h, "kadeploy", "not deployed (no report from kadeploy3)")
-        if ran and not found:
+        if ran and not found and not hung:
             garbage.append(site)
     missing = set(hosts) - deployed - undeployed
     for h in missing:

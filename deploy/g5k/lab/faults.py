@@ -42,6 +42,8 @@ class Faults:
     """Short names of nodes kadeploy3 reports in "failed on nodes"."""
     kadeploy_fail_sites: list[str] = field(default_factory=list)
     """kadeploy3 fails every node of these sites."""
+    kadeploy_hang_sites: list[str] = field(default_factory=list)
+    """kadeploy3 never finishes on these sites (until its ssh session is closed)."""
     kadeploy_garbage_sites: list[str] = field(default_factory=list)
     """kadeploy3 prints output without the node sections on these sites."""
     frontend_down_sites: list[str] = field(default_factory=list)

@@ -278,7 +278,10 @@ def kadeploy3(fe: Frontend, argv: list[str]) -> int:
     print(f"Deployment #{did} started")
     print(f"Grab the key file {Path.home()}/.ssh/authorized_keys")
     print(f"Launching a deployment on {','.join(nodes)}")
+    sys.stdout.flush()
     time.sleep(fe.spec.kadeploy_s)
+    while fe.site in fe.faults.kadeploy_hang_sites:
+        time.sleep(1)  # a hung deployment: only the client's timeout ends it
     if fe.site in fe.faults.kadeploy_garbage_sites:
         print("<html><body><h1>502 Bad Gateway</h1></body></html>")
         print("kadeploy3: the server answered something unexpected")
