@@ -235,3 +235,15 @@ def test_kadeploy_hangs_past_the_deploy_timeout(lab: Lab) -> None:
                for h in ko.values())
     lab.clear_faults()
     assert lab.dvms("release", exp).returncode == 0
+
+
+@pytest.mark.slow
+def test_subnets_asked_but_none_returned(lab: Lab) -> None:
+    lab.fault(no_subnets=True)
+    exp = lab.experiment(reservation={"kavlan": False, "subnets": "slash_22=1"})
+    proc = lab.dvms("reserve", str(exp))
+    assert proc.returncode == 1
+    line = error_line(proc)
+    assert "subnets asked but g5k-subnets returned none" in line
+    assert "site fsite1" in line or "site fsite2" in line
+    _nothing_reserved(lab)

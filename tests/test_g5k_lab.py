@@ -211,3 +211,23 @@ def test_lab_cli_up_from_a_platform_file_down_twice(tmp_path: Path) -> None:
         down = g5k("lab", "down")
     assert down.returncode == 0 and "api" in down.stdout
     assert "nothing" in g5k("lab", "down").stdout
+
+
+@pytest.mark.slow
+def test_one_site_kavlan_is_routed_with_its_pool(lab: Lab) -> None:
+    """KaVLAN on a single site is a routed one (``{type='kavlan'}``, VLAN 4 here), its
+    VM addresses from the third octet (V−4)·64+2 of the site's block; subnets asked too."""
+    exp = lab.experiment(reservation={"resources": ["fsite1:2"], "blacklist": [],
+                                      "subnets": "slash_22=1"})
+    proc = lab.dvms("reserve", str(exp))
+    assert proc.returncode == 0, proc.stderr
+    st = lab.state_json()
+    assert st["network"]["vlan"] == 4 and st["network"]["kavlan_site"] == "fsite1"
+    assert "{type='kavlan'}/vlan=1" in st["jobs"][0]["request"]
+    assert st["network"]["subnets"]  # g5k-subnets answered for the job
+    pool = json.loads((lab.workdir / "pool.json").read_text())
+    assert pool[0] == ["10.16.2.1", "00:20:4e:10:02:01"]
+    assert all(ip.startswith("10.16.") and ip.split(".")[3] not in ("0", "254", "255")
+               for ip, _ in pool)
+    assert len({mac for _, mac in pool}) == len(pool)
+    assert lab.dvms("release", str(exp)).returncode == 0

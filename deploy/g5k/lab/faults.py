@@ -38,6 +38,8 @@ class Faults:
     """Jobs on these sites go to Error instead of starting."""
     no_kavlan: bool = False
     """``kavlan -V`` prints nothing (as when no VLAN was granted)."""
+    no_subnets: bool = False
+    """``g5k-subnets`` prints nothing (as when no subnet was granted)."""
     kadeploy_fail_nodes: list[str] = field(default_factory=list)
     """Short names of nodes kadeploy3 reports in "failed on nodes"."""
     kadeploy_fail_sites: list[str] = field(default_factory=list)
