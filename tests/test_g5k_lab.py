@@ -231,3 +231,24 @@ def test_one_site_kavlan_is_routed_with_its_pool(lab: Lab) -> None:
                for ip, _ in pool)
     assert len({mac for _, mac in pool}) == len(pool)
     assert lab.dvms("release", str(exp)).returncode == 0
+
+
+@pytest.mark.slow
+def test_reserve_again_after_release_starts_afresh(lab: Lab) -> None:
+    exp = str(lab.experiment(reservation={"kavlan": False}))
+    assert lab.dvms("reserve", exp).returncode == 0
+    again = lab.dvms("reserve", exp)  # already reserved: says so, submits nothing
+    assert again.returncode == 0 and "already reserved" in again.stdout
+    assert len(lab.jobs()) == 2
+    lab.fault(kadeploy_fail_sites=["fsite1"])
+    assert lab.dvms("deploy", exp).returncode == 1  # 2 of 4 < 0.7
+    assert lab.dvms("release", exp).returncode == 0
+    lab.clear_faults()
+    proc = lab.dvms("reserve", exp)
+    assert proc.returncode == 0, proc.stderr
+    st = lab.state_json()
+    assert len(st["hosts"]["ok"]) == 4 and not st["hosts"]["ko"]
+    assert {h["state"] for h in st["hosts"]["ok"].values()} == {"reserved"}
+    assert set(st["steps"]) == {"reserve"}
+    assert [j["state"] for j in st["jobs"]] == ["deleted"] * 2 + ["submitted"] * 2
+    assert lab.dvms("release", exp).returncode == 0

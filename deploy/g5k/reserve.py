@@ -249,9 +249,10 @@ def reserve(exp: Experiment, plan: Plan, state: ExperimentState, *,
             platform: Platform | None = None, progress: Progress = _stderr) -> Resources:
     """Submit ``plan``'s jobs all-or-nothing, wait for them, collect their resources."""
     if state.live_jobs():
-        raise DvmsError(f"{state.workdir}: jobs already reserved "
-                        f"({', '.join(f'{j.site}:{j.id}' for j in state.live_jobs())}); "
-                        "run release first")
+        raise InputError(f"{state.workdir}: jobs already reserved "
+                         f"({', '.join(f'{j.site}:{j.id}' for j in state.live_jobs())}); "
+                         "run release first")
+    state.new_reservation()
     state.start, state.end = plan.start, plan.end
     with state.step("reserve"):
         _submit(exp, plan, state)

@@ -131,6 +131,17 @@ class ExperimentState:
         self.steps[name] = rec
         self.save()
 
+    def new_reservation(self) -> None:
+        """Forget the previous reservation's hosts, network and later steps (its jobs stay
+        listed, deleted, as history)."""
+        if self.live_jobs():
+            raise InputError(f"{self.workdir}: jobs are still reserved; run release first")
+        self.hosts, self.vlan, self.kavlan_site = {}, None, None
+        self.subnets, self.pool_size, self.start, self.end = [], 0, None, None
+        self.steps = {}
+        (self.workdir / "pool.json").unlink(missing_ok=True)
+        self.save()
+
     # -- views -------------------------------------------------------------------------
 
     def live_jobs(self) -> list[JobRecord]:
