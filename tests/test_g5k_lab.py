@@ -127,7 +127,7 @@ def test_lab_down_leaves_nothing_running(lab: Lab) -> None:
 def test_advance_reservation_in_paris_time_from_another_zone(lab: Lab) -> None:
     """``start`` set: each site gets ``-r`` at the slot's Europe/Paris date, whatever the
     machine's zone, and the jobs start then (not at submission)."""
-    start = int(time.time()) + 6
+    start = int(time.time()) + 10  # margin for the CLI's start-up on a busy machine
     exp = lab.experiment(reservation={"start": paris_date(start), "kavlan": False,
                                       "blacklist": []})
     tz = {"TZ": "America/New_York"}
@@ -136,8 +136,9 @@ def test_advance_reservation_in_paris_time_from_another_zone(lab: Lab) -> None:
     lines = [j["request"] for j in lab.state_json()["jobs"]]
     assert all(f'-r "{paris_date(start)}"' in ln for ln in lines), lines
     jobs = JobStore(lab.dir).read()
-    assert {int(j.start) for j in jobs.values()} == {start}
-    assert all(j.start - j.submitted > 2 for j in jobs.values())
+    # at the date asked, to the second (a job as soon as possible starts at its submission
+    # time + the lab's delay, with a fraction of a second)
+    assert {j.start for j in jobs.values()} == {float(start)}
     assert lab.dvms("release", str(exp), env=tz).returncode == 0
 
 
