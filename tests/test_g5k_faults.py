@@ -135,7 +135,7 @@ def _reserved(lab: Lab, **hosts: object) -> str:
 
 @pytest.mark.slow
 def test_kadeploy_fails_every_node_of_a_site(lab: Lab) -> None:
-    exp = _reserved(lab, min_hosts_ratio=0.8)
+    exp = _reserved(lab, min_hosts_ratio=0.8, deploy_tries=1)
     lab.fault(kadeploy_fail_sites=["fsite2"])
     proc = lab.dvms("deploy", exp)
     assert proc.returncode == 1
@@ -153,7 +153,7 @@ def test_kadeploy_fails_every_node_of_a_site(lab: Lab) -> None:
 
 @pytest.mark.slow
 def test_site_dropped_above_the_ratio_continues(lab: Lab) -> None:
-    exp = _reserved(lab, min_hosts_ratio=0.5)
+    exp = _reserved(lab, min_hosts_ratio=0.5, deploy_tries=1)
     lab.fault(kadeploy_fail_sites=["fsite1"])
     proc = lab.dvms("deploy", exp)
     assert proc.returncode == 0, proc.stderr
@@ -165,7 +165,7 @@ def test_site_dropped_above_the_ratio_continues(lab: Lab) -> None:
 
 @pytest.mark.slow
 def test_kadeploy_output_unparseable(lab: Lab) -> None:
-    exp = _reserved(lab)
+    exp = _reserved(lab, deploy_tries=1)
     lab.fault(kadeploy_garbage_sites=["fsite1"])
     proc = lab.dvms("deploy", exp)
     assert proc.returncode == 1

@@ -236,7 +236,7 @@ def test_one_site_kavlan_is_routed_with_its_pool(lab: Lab) -> None:
 
 @pytest.mark.slow
 def test_reserve_again_after_release_starts_afresh(lab: Lab) -> None:
-    exp = str(lab.experiment(reservation={"kavlan": False}))
+    exp = str(lab.experiment(reservation={"kavlan": False}, hosts={"deploy_tries": 1}))
     assert lab.dvms("reserve", exp).returncode == 0
     again = lab.dvms("reserve", exp)  # already reserved: says so, submits nothing
     assert again.returncode == 0 and "already reserved" in again.stdout
