@@ -1,0 +1,201 @@
+"""The stress program, built here and run here under Debian's real ``cpulimit``.
+
+The dirty rate is measured from outside the process (``deploy.g5k.stress.
+measure_dirty_rate``): with the kernel's soft-dirty bits when it has them, else by comparing
+two snapshots of the process's writable memory read through ``/proc/PID/mem``. Every
+process a test starts is killed by its pid at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.g5k.stress import (
+    build,
+    changed_pages,
+    cpulimit_value,
+    measure_dirty_rate,
+    parse_started,
+    set_load_command,
+    soft_dirty_supported,
+    start_command,
+    stop_command,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("cpulimit") is None or shutil.which("gcc") is None,
+                                reason="needs gcc and cpulimit")
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("bin"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _cpulimits_of(pid: int) -> list[tuple[int, str]]:
+    """(pid, argv) of the cpulimit processes watching ``pid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or not _alive(int(d.name)):
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode() for a in argv if a]
+        if words and words[0].endswith("cpulimit") and f"{pid}" in words[-1:]:
+            out.append((int(d.name), " ".join(words)))
+    return out
+
+
+def _has_interpreter(path: Path) -> bool:
+    """Whether an ELF64 little-endian file has a PT_INTERP program header."""
+    import struct
+
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    return any(struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 3
+               for i in range(phnum))
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_percent(pid: int, window_s: float) -> float:
+    c0, t0 = _cpu_s(pid), time.monotonic()
+    time.sleep(window_s)
+    return 100 * (_cpu_s(pid) - c0) / (time.monotonic() - t0)
+
+
+class Started:
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+
+    def sh(self, script: str) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+        pid, _, _ = parse_started(r.stdout)
+        if pid is not None:
+            self.pids.append(pid)
+        return r
+
+
+@pytest.fixture
+def started() -> Iterator[Started]:
+    s = Started()
+    yield s
+    for pid in s.pids:
+        for cl, _ in _cpulimits_of(pid):
+            os.kill(cl, signal.SIGKILL)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_build_is_static_and_checks_its_arguments(program: Path) -> None:
+    assert not _has_interpreter(program)  # static: no ELF interpreter to find in a guest
+    r = subprocess.run([str(program), "64"], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage: dvms-memtouch MIB RATE_MIB_S" in r.stderr
+    r = subprocess.run([str(program), "8", "-1"], capture_output=True, text=True)
+    assert r.returncode == 2
+    r = subprocess.run([str(program), "8", "4", "--idle", "--seconds", "0.3"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stdout.startswith("dvms-memtouch ")
+    assert r.stdout.split()[-1] == "2048"  # 8 MiB in 4 KiB pages
+    assert build(program.parent) == program  # cached
+
+
+def test_cpulimit_values() -> None:
+    assert cpulimit_value(0) == 1 and cpulimit_value(0.4) == 1 and cpulimit_value(70) == 70
+    assert cpulimit_value(100) is None and cpulimit_value(150, vcpus=2) == 150
+    assert cpulimit_value(200, vcpus=2) is None
+
+
+@pytest.mark.parametrize(("mib", "rate", "cap"), [(64, 8, 20), (128, 24, 5)])
+def test_dirty_rate_is_within_20_percent_of_the_target_under_cpulimit(
+        program: Path, started: Started, tmp_path: Path, mib: int, rate: float,
+        cap: int) -> None:
+    pidfile = str(tmp_path / "pid")
+    r = started.sh(start_command(mib, rate, cap, path=str(program), pidfile=pidfile,
+                                 seconds=30))
+    pid, pct, err = parse_started(r.stdout)
+    assert r.returncode == 0 and not err and pid is not None and pct == cap, r.stdout
+    time.sleep(0.5)  # the buffer is prefaulted before the loop starts
+    # 3 s: cpulimit stops the process most of each of its periods, and the pages due while
+    # it is stopped at the window's end are only written when it runs again
+    measured = measure_dirty_rate(pid, 3.0)
+    print(f"target {rate} MiB/s, cap {cap} %: measured {measured:.2f} MiB/s "
+          f"({'soft-dirty' if soft_dirty_supported() else 'content'})")
+    assert abs(measured - rate) <= 0.2 * rate
+    [(_, argv)] = _cpulimits_of(pid)
+    assert f"-l {cap} -p {pid}" in argv and " -b " in argv
+
+
+def test_set_load_replaces_the_cap_and_keeps_the_stress(program: Path, started: Started,
+                                                          tmp_path: Path) -> None:
+    pidfile = str(tmp_path / "pid")
+    r = started.sh(start_command(32, 4, 1, path=str(program), pidfile=pidfile, seconds=30))
+    pid, pct, _ = parse_started(r.stdout)
+    assert pid is not None and pct == 1
+    low = _cpu_percent(pid, 1.5)
+    r = started.sh(set_load_command(70, pidfile=pidfile))
+    assert r.returncode == 0 and parse_started(r.stdout)[1] == 70
+    [(_, argv)] = _cpulimits_of(pid)  # the 1 % cpulimit is gone, one at 70 %
+    assert f"-l 70 -p {pid}" in argv
+    high = _cpu_percent(pid, 1.5)
+    print(f"stress CPU: {low:.1f} % at -l 1, {high:.1f} % at -l 70")
+    assert low < 25 and high > low + 20 and high < 95
+    assert measure_dirty_rate(pid, 1.0) == pytest.approx(4, rel=0.2)  # same process
+    r = started.sh(set_load_command(100, pidfile=pidfile))  # 100 % of 1 vCPU: uncapped
+    assert "uncapped" in r.stdout and _cpulimits_of(pid) == []
+    r = started.sh(stop_command(pidfile))
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_set_load_without_stress_and_start_without_program(started: Started,
+                                                           tmp_path: Path) -> None:
+    r = started.sh(set_load_command(50, pidfile=str(tmp_path / "none")))
+    assert r.returncode == 3 and parse_started(r.stdout) == (None, None, "stress not running")
+    r = started.sh(start_command(8, 1, 1, path=str(tmp_path / "absent"),
+                                 pidfile=str(tmp_path / "pid")))
+    assert r.returncode == 3 and parse_started(r.stdout)[2] == "dvms-memtouch missing"
+
+
+def test_content_method_counts_changed_pages() -> None:
+    a = {0: bytes(4 * 4096)}
+    b = {0: bytes(4096) + b"\1" + bytes(4095) + bytes(4096) + bytes(4095) + b"\7"}
+    assert changed_pages(a, b) == 2 and changed_pages(a, a) == 0
+    with pytest.raises(ValueError, match="auto, soft-dirty or content"):
+        measure_dirty_rate(os.getpid(), 0.0, "guess")
+
+
+def test_soft_dirty_agrees_when_the_kernel_has_it(program: Path, started: Started,
+                                                  tmp_path: Path) -> None:
+    if not soft_dirty_supported():
+        pytest.skip("kernel without CONFIG_MEM_SOFT_DIRTY (the content method is used)")
+    r = started.sh(start_command(64, 8, 20, path=str(program), pidfile=str(tmp_path / "p"),
+                                 seconds=20))
+    pid = parse_started(r.stdout)[0]
+    assert pid is not None
+    time.sleep(0.5)
+    assert measure_dirty_rate(pid, 2.0, "soft-dirty") == pytest.approx(8, rel=0.2)
