@@ -18,12 +18,14 @@ pytestmark = [needs_sshd]
 
 
 def _nothing_reserved(lab: Lab) -> None:
-    """The lab holds no live job and the state says every job is gone."""
+    """After a release, the lab holds no live job and the state says every job is gone."""
+    again = lab.dvms("release", str(lab.tmp / "exp.toml"))
+    assert again.returncode == 0, again.stderr
     assert {j["state"] for j in lab.jobs().values()} <= {"Error", "Terminated"}
     st = lab.state_json()
     assert all(j["state"] in ("deleted", "refused") for j in st["jobs"]), st["jobs"]
-    again = lab.dvms("release", str(lab.tmp / "exp.toml"))
-    assert again.returncode == 0 and "nothing" in again.stdout, again.stderr
+    last = lab.dvms("release", str(lab.tmp / "exp.toml"))
+    assert last.returncode == 0 and "nothing" in last.stdout, last.stderr
 
 
 # -- the API ---------------------------------------------------------------------------
@@ -91,12 +93,23 @@ def test_job_in_error_is_released(lab: Lab) -> None:
     _nothing_reserved(lab)
 
 
+@pytest.mark.slow
 def test_frontend_unreachable(lab: Lab) -> None:
+    """fsite2's frontend does not answer: fsite1's job is deleted; fsite2 may hold one
+    (the connection failed, not OAR), so release keeps asking until the frontend answers."""
     lab.fault(frontend_down_sites=["fsite2"])
-    proc = lab.dvms("reserve", str(lab.experiment()))
+    exp = str(lab.experiment())
+    proc = lab.dvms("reserve", exp)
     assert proc.returncode == 1
     line = error_line(proc)
-    assert "frontend fsite2.grid5000.fr unreachable" in line
+    assert line.startswith("dvms g5k: error: frontend fsite2.grid5000.fr unreachable")
+    assert "deleted jobs: fsite1:" in line and "run release again" in line
+    assert {j["site"]: j["state"] for j in lab.state_json()["jobs"]} == {
+        "fsite1": "deleted", "fsite2": "submitting"}
+    still = lab.dvms("release", exp)
+    assert still.returncode == 1
+    assert "frontend fsite2.grid5000.fr unreachable" in error_line(still)
+    lab.clear_faults()
     _nothing_reserved(lab)
 
 

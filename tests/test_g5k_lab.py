@@ -10,7 +10,9 @@ KaVLAN: plan → reserve (4 nodes, none of fclc, KaVLAN 16, an address pool) →
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,15 +21,17 @@ import pytest
 from deploy.g5k.config import paris_date
 from deploy.g5k.lab import lab as lab_mod
 from deploy.g5k.lab.jobs import JobStore
+from deploy.g5k.lab.spec import LabCluster, LabNode, LabSite, LabSpec
 from deploy.g5k.oarspec import check_resources
 from deploy.g5k.state import ExperimentState, JobRecord
 from tests.g5k_lab import Lab, lab, needs_sshd
 
 __all__ = ["lab"]
 
-pytestmark = [needs_sshd, pytest.mark.slow]
+pytestmark = [needs_sshd]
 
 
+@pytest.mark.slow
 def test_plan_reserve_deploy_release(lab: Lab) -> None:
     exp = lab.experiment()
     t0 = time.monotonic()
@@ -119,6 +123,7 @@ def test_lab_down_leaves_nothing_running(lab: Lab) -> None:
     assert lab_mod.status(lab.dir)["up"] is False
 
 
+@pytest.mark.slow
 def test_advance_reservation_in_paris_time_from_another_zone(lab: Lab) -> None:
     """``start`` set: each site gets ``-r`` at the slot's Europe/Paris date, whatever the
     machine's zone, and the jobs start then (not at submission)."""
@@ -174,3 +179,35 @@ def test_fake_oarsub_runs_oar_grammar(lab: Lab) -> None:
     assert job["vlan"] == 16 and len(job["nodes"]) == 2
     full = oarsub("nodes=1,walltime=1:0:0")  # both fsite1 nodes are held
     assert full.returncode != 0 and "not enough resources" in full.stdout
+
+
+def test_lab_cli_up_from_a_platform_file_down_twice(tmp_path: Path) -> None:
+    spec = LabSpec(sites=(LabSite(name="fsx", index=0, global_vlan=None, clusters=(
+        LabCluster(name="zcl", nodes=(LabNode(name="zcl-1.fsx.grid5000.fr", cores=8),)),)),))
+    spec.save(tmp_path / "platform.json")
+    lab_dir = tmp_path / "lab"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def g5k(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dvms", "g5k", *args, "--workdir",
+                               str(lab_dir)], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    try:
+        up = g5k("lab", "up", "--platform", str(tmp_path / "platform.json"))
+        assert up.returncode == 0, up.stderr
+        assert "fsx.grid5000.fr: zcl x1" in up.stdout
+        again = g5k("lab", "up")
+        assert again.returncode == 2 and "already up" in again.stderr
+        st = json.loads(g5k("lab", "status").stdout)
+        assert st["up"] and st["sites"] == {"fsx": {"zcl": ["zcl-1.fsx.grid5000.fr"]}}
+        ssh = subprocess.run(["ssh", "-F", str(lab_dir / "ssh_config"),
+                              "zcl-1-kavlan-4.fsx.grid5000.fr", "echo $DVMS_NODE"],
+                             capture_output=True, text=True, timeout=30)
+        assert ssh.stdout.strip() == "zcl-1", ssh.stderr
+        bad = g5k("lab", "fault", "no_such_fault", "1")
+        assert bad.returncode == 2 and "fault 'no_such_fault'" in bad.stderr
+    finally:
+        down = g5k("lab", "down")
+    assert down.returncode == 0 and "api" in down.stdout
+    assert "nothing" in g5k("lab", "down").stdout

@@ -126,17 +126,15 @@ def _submit(exp: Experiment, plan: Plan, state: ExperimentState) -> None:
         mo = _JOB_ID.search(res.output)
         if res.status == 0 and mo:
             rec.id, rec.state = int(mo.group(1)), "submitted"
-        elif res.status == session.SSH_FAILURE:
-            rec.state, rec.message = "refused", _one_line(res.output)
+        elif res.status == session.SSH_FAILURE:  # the job may exist: stays "submitting"
+            rec.message = _one_line(res.output)
             refused.append(f"frontend {session.frontend_host(site)} unreachable: {rec.message}")
         else:
             rec.state, rec.message = "refused", _one_line(res.output)
             refused.append(f"site {site}: oarsub refused (exit {res.status}): {rec.message}")
     state.save()
     if refused:
-        deleted = _delete(exp, state)
-        tail = f" (deleted the accepted jobs: {deleted})" if deleted else ""
-        raise DvmsError(refused[0] + tail)
+        raise DvmsError(f"{refused[0]} ({_cleanup(exp, state)})")
 
 
 def _wait(exp: Experiment, state: ExperimentState, progress: Progress) -> None:
@@ -160,13 +158,12 @@ def _wait(exp: Experiment, state: ExperimentState, progress: Progress) -> None:
         info = get_oar_job_info(rec.id, rec.site, nolog_exit_code=True, nolog_error=True,
                                 timeout=exp.platform.frontend_timeout_s)
         job_state = info.get("state", "unknown")
-        deleted = _delete(exp, state)
+        note = _cleanup(exp, state)
         if job_state in ("Error", "Terminated"):
             raise DvmsError(f"site {rec.site}: job {rec.id} went to {job_state} instead of "
-                            f"running (deleted jobs: {deleted})")
+                            f"running ({note})")
         raise DvmsError(f"site {rec.site}: job {rec.id} still {job_state} after "
-                        f"start_timeout_s = {exp.reservation.start_timeout_s:g} s "
-                        f"(deleted jobs: {deleted})")
+                        f"start_timeout_s = {exp.reservation.start_timeout_s:g} s ({note})")
 
 
 def _collect(exp: Experiment, plan: Plan, state: ExperimentState,
@@ -178,21 +175,32 @@ def _collect(exp: Experiment, plan: Plan, state: ExperimentState,
     jobs = {r.site: int(r.id) for r in state.live_jobs() if r.id is not None}
     nodes: dict[str, list[str]] = {}
     pool: list[tuple[str, str]] = []
+
+    def of_site(site: str, job_id: int) -> tuple[list[str], list[tuple[str, str]], str]:
+        hosts = [h.address for h in get_oar_job_nodes(job_id, site, timeout=timeout)]
+        if not hosts:
+            raise DvmsError(f"site {site}: job {job_id} runs but oarprint lists no node")
+        if not exp.reservation.subnets:
+            return hosts, [], ""
+        pairs, params = get_oar_job_subnets(job_id, site, timeout=timeout)
+        if not pairs:
+            raise DvmsError(f"site {site}: subnets asked but g5k-subnets returned none for "
+                            f"job {job_id}")
+        return hosts, [(ip, mac) for ip, mac in pairs], params.get("ip_prefix", "")
+
     try:
-        for site, job_id in jobs.items():
-            nodes[site] = [h.address for h in get_oar_job_nodes(job_id, site, timeout=timeout)]
-            if not nodes[site]:
-                raise DvmsError(f"site {site}: job {job_id} runs but oarprint lists no node")
-            for name in nodes[site]:
+        with ThreadPoolExecutor(max_workers=len(jobs)) as workers:  # one thread per site
+            futures = {site: workers.submit(of_site, site, job_id)
+                       for site, job_id in jobs.items()}
+            found = {site: f.result() for site, f in futures.items()}
+        for site, (hosts, pairs, network) in found.items():
+            nodes[site] = hosts
+            for name in hosts:
                 state.hosts[name] = HostRecord(name=name, site=site,
                                                cluster=name.split(".", 1)[0].rsplit("-", 1)[0])
             if exp.reservation.subnets:
-                pairs, params = get_oar_job_subnets(job_id, site, timeout=timeout)
-                if not pairs:
-                    raise DvmsError(f"site {site}: subnets asked but g5k-subnets returned "
-                                    f"none for job {job_id}")
-                state.subnets.append(params.get("network", "") or f"{len(pairs)} addresses")
-                pool += [(ip, mac) for ip, mac in pairs]
+                state.subnets.append(network or f"{site}: {len(pairs)} addresses")
+                pool += pairs
         vlan = None
         if exp.reservation.kavlan:
             site = plan.kavlan_site or next(iter(jobs))
@@ -204,12 +212,10 @@ def _collect(exp: Experiment, plan: Plan, state: ExperimentState,
             state.vlan, state.kavlan_site = vlan, site
             pool = kavlan_pool(vlan, _kavlan_network(vlan, site, platform))
     except ProcessesFailed as exc:
-        _delete(exp, state)
         raise DvmsError(f"collecting the jobs' resources failed: {_first_failure(exc)} "
-                        "(jobs deleted)") from None
+                        f"({_cleanup(exp, state)})") from None
     except DvmsError as exc:
-        deleted = _delete(exp, state)
-        raise DvmsError(f"{exc} (deleted jobs: {deleted})") from None
+        raise DvmsError(f"{exc} ({_cleanup(exp, state)})") from None
     state.pool_size = len(pool)
     (state.workdir / "pool.json").write_text(json.dumps(pool))
     state.save()
@@ -254,23 +260,28 @@ def reserve(exp: Experiment, plan: Plan, state: ExperimentState, *,
         return _collect(exp, plan, state, platform)
 
 
-def _ids_by_name(exp: Experiment, site: str) -> list[int]:
-    """Jobs of ours named like the experiment on ``site`` (for ``submitting`` records)."""
+def _ids_by_name(exp: Experiment, site: str) -> list[int] | None:
+    """Jobs of ours named like the experiment on ``site`` (for ``submitting`` records);
+    None when the frontend cannot say."""
     res = session.run([site], "oarstat -u", frontend=True,
                       timeout_s=exp.platform.frontend_timeout_s)[0]
     if res.status != 0:
-        raise DvmsError(f"frontend {session.frontend_host(site)} unreachable: cannot list "
-                        f"jobs (exit {res.status}); run release again")
+        return None
     return [int(m.group(1)) for m in re.finditer(r"^(\d+)\s+(\S+)", res.output, re.MULTILINE)
             if m.group(2) == exp.name[:14]]
 
 
-def _delete(exp: Experiment, state: ExperimentState) -> str:
-    """``oardel`` every job that may exist; returns ``site:id`` of those deleted."""
+def _delete(exp: Experiment, state: ExperimentState) -> tuple[list[str], list[str]]:
+    """``oardel`` every job that may exist: (``site:id`` deleted, failures). A job whose
+    frontend does not answer stays recorded, for the next ``release``."""
     deleted: list[str] = []
     failures: list[str] = []
     for rec in state.live_jobs():
         ids = [rec.id] if rec.id is not None else _ids_by_name(exp, rec.site)
+        if ids is None:
+            failures.append(f"frontend {session.frontend_host(rec.site)} unreachable: cannot "
+                            "list its jobs")
+            continue
         ok = True
         for job_id in ids:
             res = session.run([rec.site], f"oardel {job_id}", frontend=True,
@@ -284,9 +295,16 @@ def _delete(exp: Experiment, state: ExperimentState) -> str:
         if ok:
             rec.state = "deleted"
         state.save()
+    return deleted, failures
+
+
+def _cleanup(exp: Experiment, state: ExperimentState) -> str:
+    """Delete the jobs after a failed reservation; the note that ends the error line."""
+    deleted, failures = _delete(exp, state)
+    note = f"deleted jobs: {', '.join(deleted) or 'none'}"
     if failures:
-        raise DvmsError(failures[0] + " (run release again)")
-    return ", ".join(deleted) or "none"
+        note += f"; {failures[0]}: run release again when it answers"
+    return note
 
 
 def release(exp: Experiment, state: ExperimentState) -> list[str]:
@@ -294,5 +312,8 @@ def release(exp: Experiment, state: ExperimentState) -> list[str]:
     if not state.live_jobs():
         return []
     with state.step("release"):
-        done = _delete(exp, state)
-    return [] if done == "none" else done.split(", ")
+        deleted, failures = _delete(exp, state)
+        if failures:
+            done = f" (deleted: {', '.join(deleted)})" if deleted else ""
+            raise DvmsError(f"{failures[0]}; run release again{done}")
+    return deleted
