@@ -107,8 +107,8 @@ def _q(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _virsh(uri: str) -> list[str]:
-    return ["virsh", "-q"] + (["-c", uri] if uri else [])
+def _virsh(uri: str, virsh: str = "virsh") -> list[str]:
+    return [virsh, "-q"] + (["-c", uri] if uri else [])
 
 
 def backing_command(backing_files: Sequence[str]) -> str:
@@ -128,10 +128,11 @@ def disks_command(vms: Sequence[VmSpec], disk_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def define_start_command(domains: Mapping[str, str], xml_dir: str, uri: str = "") -> str:
+def define_start_command(domains: Mapping[str, str], xml_dir: str, uri: str = "",
+                         virsh_path: str = "virsh") -> str:
     """Write, define and start each domain (``DVMS define|start <vm> OK|KO``); ``domains``
     maps VM ids to their XML. A running domain is not started again."""
-    virsh = _virsh(uri)
+    virsh = _virsh(uri, virsh_path)
     lines = [_PRELUDE, f"mkdir -p {_q(xml_dir)} || exit 4"]
     for vm, xml in domains.items():
         path = f"{xml_dir.rstrip('/')}/{vm}.xml"
@@ -143,9 +144,9 @@ def define_start_command(domains: Mapping[str, str], xml_dir: str, uri: str = ""
     return "\n".join(lines) + "\n"
 
 
-def restart_command(vms: Sequence[str], uri: str = "") -> str:
+def restart_command(vms: Sequence[str], uri: str = "", virsh_path: str = "virsh") -> str:
     """Power-cycle VMs that did not answer (``DVMS restart <vm> OK|KO``)."""
-    virsh = _virsh(uri)
+    virsh = _virsh(uri, virsh_path)
     lines = [_PRELUDE]
     for vm in vms:
         lines.append(f"{_q(*virsh, 'destroy', vm)} >/dev/null 2>&1; "
@@ -153,9 +154,10 @@ def restart_command(vms: Sequence[str], uri: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def destroy_command(vms: Sequence[str], disk_dir: str, uri: str = "") -> str:
+def destroy_command(vms: Sequence[str], disk_dir: str, uri: str = "",
+                    virsh_path: str = "virsh") -> str:
     """Destroy, undefine and delete the disks of VMs; absent ones are fine."""
-    virsh = _virsh(uri)
+    virsh = _virsh(uri, virsh_path)
     lines = []
     for vm in vms:
         lines.append(f"{_q(*virsh, 'destroy', vm)} >/dev/null 2>&1; "
@@ -164,15 +166,16 @@ def destroy_command(vms: Sequence[str], disk_dir: str, uri: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def liveness_command(addresses: Mapping[str, str], connect_timeout_s: float = 2.0) -> str:
+def liveness_command(addresses: Mapping[str, str], connect_timeout_s: float = 2.0,
+                     port: int = 22) -> str:
     """From the host, a TCP connection to port 22 of each VM (``DVMS live <vm> OK|KO``)."""
     lines = []
     for vm, ip in addresses.items():
         ipaddress.IPv4Address(ip)  # ValueError: never put anything else in the script
-        probe = _q("bash", "-c", f"exec 3<>/dev/tcp/{ip}/22")
+        probe = _q("bash", "-c", f"exec 3<>/dev/tcp/{ip}/{int(port)}")
         lines.append(f"if timeout {connect_timeout_s:g} {probe} 2>/dev/null; "
                      f"then echo {_q(f'DVMS live {vm} OK')}; "
-                     f"else echo {_q(f'DVMS live {vm} KO port 22 closed or silent')}; fi")
+                     f"else echo {_q(f'DVMS live {vm} KO port {int(port)} closed or silent')}; fi")
     return "\n".join(lines) + "\n"
 
 
