@@ -18,17 +18,23 @@ from pathlib import Path
 
 import pytest
 
+from deploy.g5k import session
+from deploy.g5k.config import load_experiment
 from deploy.g5k.stress import (
     build,
     changed_pages,
     cpulimit_value,
     measure_dirty_rate,
     parse_started,
+    set_load,
     set_load_command,
     soft_dirty_supported,
+    start,
     start_command,
     stop_command,
+    upload,
 )
+from tests.g5k_lab import Lab, lab, needs_sshd  # noqa: F401 (the lab fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("cpulimit") is None or shutil.which("gcc") is None,
                                 reason="needs gcc and cpulimit")
@@ -199,3 +205,41 @@ def test_soft_dirty_agrees_when_the_kernel_has_it(program: Path, started: Starte
     assert pid is not None
     time.sleep(0.5)
     assert measure_dirty_rate(pid, 2.0, "soft-dirty") == pytest.approx(8, rel=0.2)
+
+
+@needs_sshd
+def test_upload_start_and_set_load_over_ssh_on_lab_nodes(program: Path, lab: Lab,  # noqa: F811
+                                                         started: Started) -> None:
+    """The lab's nodes stand in for VMs (an ssh server each): the program is copied with
+    execo's Put, started and re-capped through real ssh sessions; a VM that cannot be
+    reached is reported by the upload, not raised."""
+    session.configure(load_experiment(lab.experiment()), lab.workdir)
+    vm1, vm2 = "fcla-1.fsite1.grid5000.fr", "fcla-2.fsite1.grid5000.fr"
+    ghost = "fcla-9.fsite1.grid5000.fr"  # not in the lab: its ssh fails
+    dest = lab.tmp / "vmroot"
+    dest.mkdir()
+    failed = upload([vm1, vm2, ghost], program, str(dest))
+    assert list(failed) == [ghost] and "upload failed (exit 255): " in failed[ghost]
+    assert "no node fcla-9" in failed[ghost]  # the lab's proxy says why
+    remote = str(dest / program.name)
+    assert os.access(remote, os.X_OK)
+    p1 = str(lab.tmp / "vm1.pid")
+    out = start([vm1], 32, 4, 1, path=remote, pidfile=p1)
+    pid, err = out[vm1]
+    assert pid is not None and not err, out
+    started.pids.append(pid)
+    time.sleep(0.5)
+    assert _alive(pid)  # survives the end of its ssh session
+    [(_, argv)] = _cpulimits_of(pid)
+    assert f"-l 1 -p {pid}" in argv
+    assert set_load(vm1, 60, pidfile=p1) == ""
+    [(_, argv)] = _cpulimits_of(pid)
+    assert f"-l 60 -p {pid}" in argv
+    assert measure_dirty_rate(pid, 1.0) == pytest.approx(4, rel=0.2)
+    assert set_load(vm2, 50, pidfile=str(lab.tmp / "vm2.pid")) == "stress not running"
+    assert start([ghost], 32, 4, 1, path=remote, pidfile=p1)[ghost] == (None, "no report")
+    session.run([vm1], stop_command(p1))
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid) and _cpulimits_of(pid) == []

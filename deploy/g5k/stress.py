@@ -20,15 +20,18 @@ import struct
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.g5k import session
+from dvms.config import Section, option
 from dvms.errors import DvmsError
 
 __all__ = [
     "PIDFILE",
     "PROGRAM",
     "SOURCE",
+    "StressConfig",
     "build",
     "changed_pages",
     "cpulimit_value",
@@ -48,6 +51,17 @@ SOURCE = Path(__file__).with_name("stress") / "memtouch.c"
 PROGRAM = "dvms-memtouch"
 PIDFILE = "/tmp/dvms-memtouch.pid"
 REMOTE_PATH = "/tmp/" + PROGRAM
+
+@dataclass(frozen=True)
+class StressConfig(Section):
+    """The ``[stress]`` table."""
+
+    program: str = option(PROGRAM, "The stress program (ours: no licence on the original's).",
+                          choices=(PROGRAM,))
+    mem_mib: int = option(128, "Buffer the program keeps dirtying (MiB).", lo=1)
+    rate_mib_s: float = option(16.0, "Memory dirtied per second (MiB/s).", lo=0)
+    initial_percent: float = option(1.0, "cpulimit's cap at start (percent of a core).", lo=0)
+
 
 _KILL_CPULIMITS = """\
 for d in /proc/[0-9]*; do
@@ -147,37 +161,40 @@ def upload(vms: Sequence[str], binary: Path, remote_path: str = REMOTE_PATH) -> 
     """Copy the program to each VM (one scp each); VM → error for those that failed."""
     from execo import Host, Put
 
-    put = Put([Host(v) for v in vms], [str(binary)], remote_path, nolog_exit_code=True,
-              nolog_error=True, nolog_timeout=True)
+    put = Put([Host(v) for v in vms], [str(binary)], remote_path)
+    for p in put.processes:  # failures are returned, not logged by execo
+        p.nolog_exit_code = p.nolog_error = p.nolog_timeout = True
     put.run()
     failed: dict[str, str] = {}
     for p in put.processes:
         if not p.ok:
             name = str(p.host.address)
             failed[name] = (f"upload failed (exit {session.decode_status(p.exit_code)}): "
-                            f"{(p.stdout or '').strip()[-200:]}")
+                            f"{((p.stderr or '') + (p.stdout or '')).strip()[-200:]}")
     return failed
 
 
 def start(vms: Sequence[str], mem_mib: int, rate_mib_s: float, percent: float, *,
-          vcpus: Mapping[str, int] | None = None,
-          timeout_s: float = 60.0) -> dict[str, tuple[int | None, str]]:
+          vcpus: Mapping[str, int] | None = None, path: str = REMOTE_PATH,
+          pidfile: str = PIDFILE, timeout_s: float = 60.0) -> dict[str, tuple[int | None, str]]:
     """Start the stress in every VM (one ssh each, in parallel); VM → (stress pid, error)."""
     groups: dict[int, list[str]] = {}
     for vm in vms:
         groups.setdefault((vcpus or {}).get(vm, 1), []).append(vm)
     out: dict[str, tuple[int | None, str]] = {}
     for n, group in groups.items():
-        cmd = start_command(mem_mib, rate_mib_s, percent, vcpus=n)
+        cmd = start_command(mem_mib, rate_mib_s, percent, vcpus=n, path=path, pidfile=pidfile)
         for r in session.run(group, cmd, timeout_s=timeout_s):
             pid, _, err = parse_started(r.output)
             out[r.host] = (pid, err or ("" if r.status == 0 else f"exit {r.status}"))
     return out
 
 
-def set_load(vm: str, percent: float, *, vcpus: int = 1, timeout_s: float = 30.0) -> str:
+def set_load(vm: str, percent: float, *, vcpus: int = 1, pidfile: str = PIDFILE,
+             timeout_s: float = 30.0) -> str:
     """Apply one load event over ssh; returns the error ("" when applied)."""
-    r = session.run([vm], set_load_command(percent, vcpus=vcpus), timeout_s=timeout_s)[0]
+    r = session.run([vm], set_load_command(percent, vcpus=vcpus, pidfile=pidfile),
+                    timeout_s=timeout_s)[0]
     _, _, err = parse_started(r.output)
     return err if err else ("" if r.status == 0 else f"exit {r.status}")
 
