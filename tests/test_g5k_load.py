@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import statistics
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,9 @@ from deploy.g5k.load import (
     events_xml,
     generate,
     read_events,
+    replay,
 )
+from deploy.g5k.stress import build, parse_started, set_load_command, start_command, stop_command
 from dvms.config import parse_section
 from dvms.errors import InputError
 
@@ -144,3 +149,67 @@ def test_writers_round_trip(tmp_path: Path) -> None:
     has_vm1 = "vm-1" in {e.vm for e in events}
     assert has_vm1 and x.read_text().count('location="10.27.216.1"') == sum(
         e.vm == "vm-1" for e in events)
+
+
+def test_replay_waits_for_each_event_and_reports_failures() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(round(s, 6))
+        now[0] += s
+
+    applied: list[tuple[float, str]] = []
+
+    def apply(e: LoadEvent) -> str:
+        applied.append((now[0] - 100.0, e.vm))
+        now[0] += 0.25  # an ssh round trip
+        return "stress not running" if e.vm == "vm-2" else ""
+
+    events = [LoadEvent(1.0, "vm-1", 50), LoadEvent(1.1, "vm-2", 30), LoadEvent(3.0, "vm-1", 0)]
+    lines: list[str] = []
+    out = replay(events, apply, clock=lambda: now[0], sleep=sleep, progress=lines.append)
+    assert applied == [(1.0, "vm-1"), (1.25, "vm-2"), (3.0, "vm-1")]
+    assert slept == [1.0, 1.5]  # no sleep for an event already due
+    assert out.applied == 2 and out.failures == [(events[1], "stress not running")]
+    assert out.max_late_s == pytest.approx(0.15)
+    assert lines == ["t=1.1s vm-2 -> 30 %: stress not running"]
+
+
+@pytest.mark.skipif(shutil.which("cpulimit") is None or shutil.which("gcc") is None,
+                    reason="needs gcc and cpulimit")
+def test_replay_recaps_a_real_stress_process(tmp_path: Path) -> None:
+    program = build(tmp_path / "bin")
+    pidfile = str(tmp_path / "pid")
+    r = subprocess.run(["sh", "-c", start_command(16, 1, 1, path=str(program),
+                                                  pidfile=pidfile, seconds=20)],
+                       capture_output=True, text=True, timeout=30)
+    pid = parse_started(r.stdout)[0]
+    assert pid is not None
+    try:
+        def apply(e: LoadEvent) -> str:
+            p = subprocess.run(["sh", "-c", set_load_command(e.load, pidfile=pidfile)],
+                               capture_output=True, text=True, timeout=30)
+            return parse_started(p.stdout)[2]
+
+        path = tmp_path / "ev.jsonl"
+        path.write_text('{"t": 0.3, "vm": "vm-1", "load": 40}\n'
+                        '{"t": 0.1, "vm": "vm-1", "load": 70}\n')
+        events = read_events(path)
+        check_targets(events, ["vm-1"], str(path))
+        out = replay(events, apply)
+        assert out.applied == 2 and not out.failures
+        argv = [Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                for d in os.listdir("/proc") if d.isdigit() and _readable(d)]
+        watching = [a for a in argv if a.startswith("cpulimit ") and f"-p {pid} " in a]
+        assert watching == [f"cpulimit -b -z -q -l 40 -p {pid} "]  # the last event's value
+    finally:
+        subprocess.run(["sh", "-c", stop_command(pidfile)], timeout=30)
+
+
+def _readable(pid: str) -> bool:
+    try:
+        Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return True

@@ -12,6 +12,9 @@
   malformed line is an ``InputError`` naming the file and the line number.
 - ``check_targets``: an event for a VM the experiment does not have is an ``InputError``
   (file and line), raised before any event is applied.
+- ``replay``: applies each event at its time from the start (``apply`` is, on Grid'5000,
+  ``stress.set_load`` over ssh); an event that fails is reported and the replay goes on
+  (a VM whose cpulimit or stress died gets its load back at its next event).
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 import xml.parsers.expat
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +35,14 @@ from dvms.errors import InputError
 __all__ = [
     "LoadConfig",
     "LoadEvent",
+    "Replay",
     "check_targets",
     "draw_load",
     "events_jsonl",
     "events_xml",
     "generate",
     "read_events",
+    "replay",
 ]
 
 
@@ -199,3 +205,34 @@ def events_xml(events: Iterable[LoadEvent],
                      + (f' location="{loc}"' if loc else "") + f' value="{e.load:g}"/>')
     lines.append("</data>")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Replay:
+    applied: int = 0
+    failures: list[tuple[LoadEvent, str]] = field(default_factory=list)
+    max_late_s: float = 0.0
+    """The latest an event was applied after its time (ssh round trips add up)."""
+
+
+def replay(events: Sequence[LoadEvent], apply: Callable[[LoadEvent], str], *,
+           clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep,
+           progress: Callable[[str], None] | None = None) -> Replay:
+    """Apply ``events`` (time-ordered) at their times from now; ``apply`` returns an error
+    ("" when applied)."""
+    out = Replay()
+    t0 = clock()
+    for e in events:
+        delay = t0 + e.t - clock()
+        if delay > 0:
+            sleep(delay)
+        out.max_late_s = max(out.max_late_s, clock() - t0 - e.t)
+        error = apply(e)
+        if error:
+            out.failures.append((e, error))
+            if progress is not None:
+                progress(f"t={e.t:g}s {e.vm} -> {e.load:g} %: {error}")
+        else:
+            out.applied += 1
+    return out
