@@ -20,7 +20,11 @@ import pytest
 
 from deploy.g5k import session
 from deploy.g5k.config import load_experiment
+from deploy.g5k.inject import inject_load, start_stress
+from deploy.g5k.load import read_events
 from deploy.g5k.stress import (
+    PROGRAM,
+    StressConfig,
     build,
     changed_pages,
     cpulimit_value,
@@ -34,6 +38,8 @@ from deploy.g5k.stress import (
     stop_command,
     upload,
 )
+from deploy.g5k.vmdeploy import VmRecord, VmsRun
+from dvms.errors import DvmsError, InputError
 from tests.g5k_lab import Lab, lab, needs_sshd  # noqa: F401 (the lab fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("cpulimit") is None or shutil.which("gcc") is None,
@@ -244,3 +250,50 @@ def test_upload_start_and_set_load_over_ssh_on_lab_nodes(program: Path, lab: Lab
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid) and _cpulimits_of(pid) == []
+
+
+@needs_sshd
+def test_stress_step_marks_the_vm_whose_upload_fails_and_load_checks_vms_first(
+        lab: Lab, started: Started) -> None:  # noqa: F811
+    """``vms.json`` with three VMs: vm-1 reached at a lab node, vm-2 at a node that does not
+    exist (its upload fails: KO), vm-3 already KO (skipped). Then a load file naming vm-2
+    is refused before anything is applied, and one naming vm-1 re-caps its stress."""
+    session.configure(load_experiment(lab.experiment()), lab.workdir)
+    workdir = lab.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    nodes = {"vm-1": "fcla-1.fsite1.grid5000.fr", "vm-2": "fcla-9.fsite1.grid5000.fr",
+             "vm-3": "fclb-1.fsite2.grid5000.fr"}
+    VmsRun({"vm-1": VmRecord("h", "10.0.0.1", "m1", "OK"),
+            "vm-2": VmRecord("h", "10.0.0.2", "m2", "OK"),
+            "vm-3": VmRecord("h", "10.0.0.3", "m3", "KO", "live", "silent")}).save(workdir)
+    remote = str(lab.tmp / "vm" / PROGRAM)
+    (lab.tmp / "vm").mkdir()
+    pidfile = str(lab.tmp / "vm.pid")
+    lines: list[str] = []
+    cfg = StressConfig(mem_mib=16, rate_mib_s=2, initial_percent=1)
+    with pytest.raises(DvmsError, match=r"^only 1 of 3 VMs run the stress, below "):
+        start_stress(workdir, cfg, min_vms_ratio=0.5, target=lambda vm, _: nodes[vm],
+                     remote_path=remote, pidfile=pidfile, progress=lines.append)
+    rs = VmsRun.load(workdir)
+    assert rs is not None
+    assert {vm: (r.state, r.step) for vm, r in rs.vms.items()} == {
+        "vm-1": ("OK", ""), "vm-2": ("KO", "stress-upload"), "vm-3": ("KO", "live")}
+    assert lines and lines[0].startswith("KO vm-2: stress-upload: upload failed (exit 255)")
+    pid = int(Path(pidfile).read_text())
+    started.pids.append(pid)
+    [(_, argv)] = _cpulimits_of(pid)
+    assert f"-l 1 -p {pid}" in argv
+    events = lab.tmp / "events.jsonl"
+    events.write_text('{"t": 0, "vm": "vm-1", "load": 30}\n{"t": 0.1, "vm": "vm-2", "load": 5}\n')
+    with pytest.raises(InputError, match=r"events.jsonl: line 2: load event for unknown VM "
+                                         r"'vm-2'"):
+        inject_load(workdir, read_events(events), source=str(events),
+                    target=lambda vm, _: nodes[vm], pidfile=pidfile)
+    [(_, argv)] = _cpulimits_of(pid)
+    assert f"-l 1 -p {pid}" in argv  # nothing was applied
+    events.write_text('{"t": 0, "vm": "vm-1", "load": 30}\n{"t": 0.3, "vm": "vm-1", "load": 45}\n')
+    out = inject_load(workdir, read_events(events), target=lambda vm, _: nodes[vm],
+                      pidfile=pidfile)
+    assert out.applied == 2 and not out.failures
+    [(_, argv)] = _cpulimits_of(pid)
+    assert f"-l 45 -p {pid}" in argv
