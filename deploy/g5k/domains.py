@@ -168,14 +168,16 @@ def destroy_command(vms: Sequence[str], disk_dir: str, uri: str = "",
 
 def liveness_command(addresses: Mapping[str, str], connect_timeout_s: float = 2.0,
                      port: int = 22) -> str:
-    """From the host, a TCP connection to port 22 of each VM (``DVMS live <vm> OK|KO``)."""
+    """From the host, a TCP connection to port 22 of each VM (``DVMS live <vm> OK|KO``), all
+    probes at once (a round takes one ``connect_timeout_s``, not one per VM)."""
     lines = []
     for vm, ip in addresses.items():
         ipaddress.IPv4Address(ip)  # ValueError: never put anything else in the script
         probe = _q("bash", "-c", f"exec 3<>/dev/tcp/{ip}/{int(port)}")
-        lines.append(f"if timeout {connect_timeout_s:g} {probe} 2>/dev/null; "
-                     f"then echo {_q(f'DVMS live {vm} OK')}; "
-                     f"else echo {_q(f'DVMS live {vm} KO port {int(port)} closed or silent')}; fi")
+        silent = f"DVMS live {vm} KO port {int(port)} closed or silent"
+        lines.append(f"( if timeout {connect_timeout_s:g} {probe} 2>/dev/null; "
+                     f"then echo {_q(f'DVMS live {vm} OK')}; else echo {_q(silent)}; fi ) &")
+    lines.append("wait")
     return "\n".join(lines) + "\n"
 
 
