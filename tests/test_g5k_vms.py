@@ -27,6 +27,8 @@ from deploy.g5k.domains import (
     domain_xml,
     liveness_command,
     parse_report,
+    stage_command,
+    staged_path,
 )
 from deploy.g5k.platform import Node
 from deploy.g5k.reserve import kavlan_pool
@@ -308,6 +310,27 @@ def test_disks_script_creates_overlays_on_the_backing_file(tmp_path: Path) -> No
     assert _sh(backing_command([str(base)])).returncode == 0
     _sh(destroy_command(["vm-1", "vm-2"], disk_dir, "test:///default"))
     assert not Path(disk_path(disk_dir, "vm-1")).exists()
+
+
+def test_stage_script_copies_once_and_recopies_a_changed_image(tmp_path: Path) -> None:
+    base = _base_image(tmp_path)
+    stage = str(tmp_path / "stage")
+    dst = Path(staged_path(stage, str(base)))
+    assert dst == tmp_path / "stage" / "base.qcow2"
+    assert _sh(stage_command([str(base)], stage)).returncode == 0
+    assert dst.read_bytes() == base.read_bytes()
+    first = dst.stat().st_ino
+    assert _sh(stage_command([str(base), str(base)], stage)).returncode == 0
+    assert dst.stat().st_ino == first  # same size, not older: left alone
+    with base.open("ab") as f:
+        f.write(b"\0" * 512)
+    assert _sh(stage_command([str(base)], stage)).returncode == 0
+    assert dst.stat().st_ino != first and dst.read_bytes() == base.read_bytes()
+    r = _sh(stage_command([str(tmp_path / "gone.qcow2")], stage))
+    assert r.returncode == 3 and "copying" in r.stdout and "gone.qcow2" in r.stdout
+    assert not list((tmp_path / "stage").glob("*.tmp.*"))
+    with pytest.raises(InputError, match=r"^vms.stage_dir = 'rel': must be an absolute"):
+        parse_vms({"backing_file": "/b", "stage_dir": "rel"})
 
 
 def test_define_start_script_defines_then_reports_start() -> None:

@@ -95,7 +95,7 @@ def test_vms_over_ssh_host_dropped_redistributed_silent_vm_restarted_then_ko(
         world: World) -> None:
     (world.fv / "fail_nodes").write_text("fclb-2\n")  # its libvirt refuses every domain
     (world.fv / "silent").write_text("vm-6\n")  # boots, never answers on port 22
-    cfg = world.cfg()
+    cfg = world.cfg(stage_dir=str(world.lab.tmp / "stage"))  # vm5k's copy to the hosts
     rs = deploy_vms(1, world.state, cfg, world.nodes, POOL, hv=world.hv(),
                     progress=world.progress.append)
     # round-robin over 4 hosts, then fclb-2 dropped and vm-4 moved to the next host
@@ -119,7 +119,8 @@ def test_vms_over_ssh_host_dropped_redistributed_silent_vm_restarted_then_ko(
         info = subprocess.run(["qemu-img", "info", "--output=json",
                                disk_path(str(world.disks), vm)], capture_output=True,
                               text=True, check=True).stdout
-        assert json.loads(info)["backing-filename"] == str(world.base)
+        assert json.loads(info)["backing-filename"] == str(world.lab.tmp / "stage" /
+                                                           world.base.name)
     # outputs in the run directory
     listing = (world.state.workdir / "vms.list").read_text().splitlines()
     assert listing == [f"127.77.0.{i}\tvm-{i}" for i in range(1, 6)]

@@ -6,6 +6,8 @@ A script reports each VM on its own line, ``DVMS <step> <vm> OK`` or ``DVMS <ste
 <reason>``, which ``parse_report`` reads back; a VM a script never reported (the ssh
 session died, the host rebooted) is KO with "no report".
 
+- ``stage_command``: each backing file copied into a local directory of the host first
+  (optional; skipped when an up-to-date copy is there);
 - ``backing_command``: every backing file readable (a host without it fails the step);
 - ``disks_command``: one qcow2 overlay per VM over its backing file
   (``qemu-img create -f qcow2 -F qcow2 -b BACKING DISK SIZE``), in ``disk_dir``;
@@ -40,6 +42,8 @@ __all__ = [
     "liveness_command",
     "parse_report",
     "restart_command",
+    "stage_command",
+    "staged_path",
 ]
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -115,6 +119,27 @@ def backing_command(backing_files: Sequence[str]) -> str:
     """Exit 3 with "backing file F missing" when one is not readable on the host."""
     lines = [f"test -r {_q(f)} || {{ echo {_q(f'backing file {f} missing')}; exit 3; }}"
              for f in sorted(set(backing_files))]
+    return "\n".join(lines) + "\n"
+
+
+def staged_path(stage_dir: str, backing_file: str) -> str:
+    """Where ``stage_command`` puts a copy of ``backing_file`` on a host."""
+    return f"{stage_dir.rstrip('/')}/{backing_file.rsplit('/', 1)[-1]}"
+
+
+def stage_command(backing_files: Sequence[str], stage_dir: str) -> str:
+    """Copy each backing file into ``stage_dir`` on the host (vm5k's copy to ``/tmp``: the
+    disks' reads stay local), unless a copy of the same size, not older, is there; exit 3
+    naming the file when a copy fails. The copy goes to a temporary name first."""
+    lines = [f"mkdir -p {_q(stage_dir)} || exit 4"]
+    for f in sorted(set(backing_files)):
+        dst = staged_path(stage_dir, f)
+        src, d = _q(f), _q(dst)
+        lines.append(
+            f"if [ -f {d} ] && [ \"$(stat -c %s {src} 2>/dev/null)\" = \"$(stat -c %s {d})\" ] "
+            f"&& [ ! {src} -nt {d} ]; then :; "
+            f"else cp {src} {d}.tmp.$$ 2>/dev/null && mv -f {d}.tmp.$$ {d} || "
+            f"{{ rm -f {d}.tmp.$$; echo {_q(f'copying {f} to {dst} failed')}; exit 3; }}; fi")
     return "\n".join(lines) + "\n"
 
 

@@ -6,12 +6,13 @@
    ``InputError`` here, before anything exists on a host;
 2. distributes the VMs (``[vms].distribution``, the experiment's seed) and records the
    plan in ``WORKDIR/vms.json`` before acting (``destroy_vms`` can always undo);
-3. on each host with VMs (one ssh session per host and step, in parallel): checks the
-   backing files, creates the copy-on-write disks, defines and starts the domains. A host
-   that fails a step as a whole (ssh fails, a backing file is missing, ``disk_dir`` cannot
-   be made, libvirt refuses every domain) is marked KO in the experiment state (step
-   ``vms-backing`` / ``vms-disk`` / ``vms-libvirt``) and its VMs are redistributed over
-   the other hosts, where they go through the steps again; a VM failing alone is KO;
+3. on each host with VMs (one ssh session per host and step, in parallel): copies the
+   backing files to ``stage_dir`` (if set), checks them, creates the copy-on-write disks,
+   defines and starts the domains. A host that fails a step as a whole (ssh fails, a
+   backing file is missing, ``disk_dir`` cannot be made, libvirt refuses every domain) is
+   marked KO in the experiment state (step ``vms-stage`` / ``vms-backing`` / ``vms-disk``
+   / ``vms-libvirt``) and its VMs are redistributed over the other hosts, where they go
+   through the steps again; a VM failing alone is KO;
 4. waits for each running VM to accept a TCP connection on port 22 *from its host*;
    a VM silent after ``boot_timeout_s`` is restarted once, and KO if silent again;
 5. writes ``vms.list`` and ``final_topo.xml`` and fails (``DvmsError``) below
@@ -20,6 +21,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -39,6 +41,8 @@ from deploy.g5k.domains import (
     liveness_command,
     parse_report,
     restart_command,
+    stage_command,
+    staged_path,
 )
 from deploy.g5k.platform import Node
 from deploy.g5k.state import ExperimentState
@@ -53,7 +57,7 @@ from deploy.g5k.vms import (
     rooms_of,
     specs_of,
 )
-from dvms.errors import DvmsError
+from dvms.errors import DvmsError, InputError
 
 __all__ = ["VMS_STATE", "Hypervisor", "VmRecord", "VmsRun", "deploy_vms", "destroy_vms"]
 
@@ -137,6 +141,8 @@ def deploy_vms(exp_seed: int, state: ExperimentState, cfg: VmsConfig, nodes: Seq
     """Create and start the VMs on the OK hosts of ``state``; see the module's docstring."""
     specs = specs_of(cfg, base)
     addresses = assign_addresses(specs, pool)  # InputError before anything exists
+    if cfg.stage_dir:
+        _check_stage_names(specs)
     ok = set(state.ok_hosts())
     hosts = [n for n in nodes if n.name in ok]
     if not hosts:
@@ -164,13 +170,28 @@ def deploy_vms(exp_seed: int, state: ExperimentState, cfg: VmsConfig, nodes: Seq
     return run_state
 
 
+def _check_stage_names(specs: Sequence[VmSpec]) -> None:
+    seen: dict[str, str] = {}
+    for v in specs:
+        name = v.backing_file.rsplit("/", 1)[-1]
+        other = seen.setdefault(name, v.backing_file)
+        if other != v.backing_file:
+            raise InputError(f"vms.stage_dir: backing files {other} and {v.backing_file} "
+                             "would be staged under the same name")
+
+
 def _build_all(state: ExperimentState, cfg: VmsConfig, specs: Sequence[VmSpec],
                hosts: Sequence[Node], placement: Placement, rs: VmsRun, hv: Hypervisor,
                run: Run, seed: int, progress: Callable[[str], None]) -> Placement:
     spec = {v.id: v for v in specs}
+    originals = {v.id: v.backing_file for v in specs}
+    if cfg.stage_dir:  # the disks are made over the hosts' local copies
+        spec = {k: dataclasses.replace(v, backing_file=staged_path(cfg.stage_dir,
+                                                                   v.backing_file))
+                for k, v in spec.items()}
     pending = {h: list(ids) for h, ids in placement.hosts.items() if ids}
     while pending:
-        failed = _build(cfg, spec, pending, rs, hv, run)
+        failed = _build(cfg, spec, pending, rs, hv, run, originals)
         rs.save(state.workdir)
         if not failed:
             return placement
@@ -201,7 +222,8 @@ def _build_all(state: ExperimentState, cfg: VmsConfig, specs: Sequence[VmSpec],
 
 
 def _build(cfg: VmsConfig, spec: Mapping[str, VmSpec], pending: Mapping[str, list[str]],
-           rs: VmsRun, hv: Hypervisor, run: Run) -> dict[str, tuple[str, str]]:
+           rs: VmsRun, hv: Hypervisor, run: Run,
+           originals: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     """Backing check, disks, define + start on every pending host; host → failed step."""
     failed: dict[str, tuple[str, str]] = {}
 
@@ -215,11 +237,14 @@ def _build(cfg: VmsConfig, spec: Mapping[str, VmSpec], pending: Mapping[str, lis
         for r in _parallel(run, scripts):
             # the whole host fails: ssh, a missing backing file, a directory not made (4);
             # any other exit is the last VM's own failure, reported on its line
-            if r.status in (session.SSH_FAILURE, 4) or (step == "backing" and r.status):
+            if r.status in (session.SSH_FAILURE, 4) or (step in ("stage", "backing")
+                                                         and r.status):
                 failed[r.host] = (step, _last(r.output) or f"exit {r.status}")
             outputs[r.host] = r.output
         return outputs
 
+    if cfg.stage_dir:
+        each("stage", lambda h, ids: stage_command([originals[v] for v in ids], cfg.stage_dir))
     each("backing", lambda h, ids: backing_command([spec[v].backing_file for v in ids]))
     for host, out in each("disk", lambda h, ids: disks_command([spec[v] for v in ids],
                                                                cfg.disk_dir)).items():

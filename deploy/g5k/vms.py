@@ -74,6 +74,8 @@ class VmsConfig(Section):
     distribution: str = option("round-robin", "How VMs are spread.", choices=DISTRIBUTIONS)
     vcpus_per_core: int = option(3, "vCPUs a host core takes (vm5k: 3).", lo=1, hi=64)
     disk_dir: str = option("/tmp/dvms-vms", "Where each host keeps its VMs' disks.")
+    stage_dir: str = option("", "Copy the backing files here on every host first (vm5k: "
+                                "/tmp); empty: the disks use them in place.")
     boot_timeout_s: float = option(300.0, "Deadline for a VM to answer on port 22 (s).",
                                    lo=0, lo_open=True)
     min_vms_ratio: float = option(0.95, "Continue only if this share of VMs is OK.", lo=0,
@@ -83,8 +85,10 @@ class VmsConfig(Section):
         if not self.topology and not self.backing_file.strip():
             raise InputError("vms.backing_file = '': must name the backing image (or give "
                              "vms.topology)")
-        if not self.disk_dir.startswith("/"):
-            raise InputError(f"vms.disk_dir = {self.disk_dir!r}: must be an absolute path")
+        for name in ("disk_dir", "stage_dir"):
+            value = getattr(self, name)
+            if (value or name == "disk_dir") and not value.startswith("/"):
+                raise InputError(f"vms.{name} = {value!r}: must be an absolute path")
 
 
 def parse_vms(table: Mapping[str, Any]) -> VmsConfig:
