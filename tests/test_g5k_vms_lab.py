@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.g5k import session
+from deploy.g5k import session, vmdeploy
 from deploy.g5k.config import load_experiment
 from deploy.g5k.domains import disk_path
 from deploy.g5k.platform import Node, load_platform
@@ -161,17 +161,23 @@ def test_one_vm_disk_failing_and_backing_missing_everywhere(world: World,
     assert world.state.steps["vms"]["status"] == "failed"
 
 
-def test_a_vm_whose_disk_cannot_be_made_is_ko_alone(world: World) -> None:
+def test_a_vm_whose_disk_cannot_be_made_is_ko_alone(world: World,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three VMs on one host (concentrated), its scripts in chunks of two VMs."""
+    monkeypatch.setattr(vmdeploy, "CHUNK", 2)
     world.disks.mkdir()
     (world.disks / "vm-2.qcow2").mkdir()  # qemu-img cannot create a file over a directory
     with pytest.raises(DvmsError, match=r"^only 2 of 3 VMs OK, below vms.min_vms_ratio = 0.9; "
                                         r"first KO: vm-2 \(disk: "):
-        deploy_vms(1, world.state, world.cfg(count=3, min_vms_ratio=0.9),
+        deploy_vms(1, world.state, world.cfg(count=3, min_vms_ratio=0.9,
+                                             distribution="concentrated"),
                    world.nodes, POOL, hv=world.hv())
     rs = VmsRun.load(world.state.workdir)
     assert rs is not None
     assert {vm: r.state for vm, r in rs.vms.items()} == {"vm-1": "OK", "vm-2": "KO",
                                                         "vm-3": "OK"}
     assert all(h.state == "ready" for h in world.state.hosts.values())  # no host blamed
+    assert {r.host for r in rs.vms.values()} == {"fcla-1.fsite1.grid5000.fr"}
+    assert [vm for vm, _ in world.starts()] == ["vm-1", "vm-3"]
     assert (world.state.workdir / "vms.list").read_text().count("\n") == 2
     assert world.state.steps["vms"]["status"] == "failed"

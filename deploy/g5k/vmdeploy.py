@@ -62,6 +62,8 @@ from dvms.errors import DvmsError, InputError
 __all__ = ["VMS_STATE", "Hypervisor", "VmRecord", "VmsRun", "deploy_vms", "destroy_vms"]
 
 VMS_STATE = "vms.json"
+CHUNK = 32
+"""VMs per host script (a domain's XML and its commands are ~1.5 KB)."""
 
 
 def _stderr(line: str) -> None:
@@ -231,9 +233,12 @@ def _build(cfg: VmsConfig, spec: Mapping[str, VmSpec], pending: Mapping[str, lis
         """Run the step on the hosts still in; host → its output."""
         hosts = [h for h in pending if h not in failed and rs.on(h, "planned", "disk")]
         outputs: dict[str, str] = {}
-        # one command per host (each host has its own VMs), started together
-        scripts = {h: build(h, [v for v in pending[h] if rs.vms[v].state != "KO"])
-                   for h in hosts}
+        # the hosts' scripts (each host has its own VMs) started together; a host's VMs in
+        # chunks of CHUNK, so a script stays far below the kernel's 128 KiB per argument
+        scripts: dict[str, list[str]] = {}
+        for h in hosts:
+            ids = [v for v in pending[h] if rs.vms[v].state != "KO"]
+            scripts[h] = [build(h, ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK)]
         for r in _parallel(run, scripts):
             # the whole host fails: ssh, a missing backing file, a directory not made (4);
             # any other exit is the last VM's own failure, reported on its line
@@ -285,15 +290,22 @@ def _live(rs: VmsRun, ids: Sequence[str]) -> list[str]:
     return [v for v in ids if rs.vms[v].state != "KO"]
 
 
-def _parallel(run: Run, scripts: Mapping[str, str]) -> list[session.RunResult]:
-    """Per-host scripts started together (``session.run`` runs one command on many)."""
+def _parallel(run: Run, scripts: Mapping[str, str | list[str]]) -> list[session.RunResult]:
+    """Per-host scripts started together, a host's list one after the other (its result:
+    the outputs joined; the first host-level failure, else the first non-zero status)."""
     from concurrent.futures import ThreadPoolExecutor
+
+    def one(host: str) -> session.RunResult:
+        todo = scripts[host]
+        results = [run([host], cmd)[0] for cmd in ([todo] if isinstance(todo, str) else todo)]
+        status = next((r.status for r in results if r.status in (session.SSH_FAILURE, 4)),
+                      next((r.status for r in results if r.status), 0))
+        return session.RunResult(host, status, "".join(r.output for r in results))
 
     if not scripts:
         return []
     with ThreadPoolExecutor(max_workers=min(32, len(scripts))) as pool:
-        results = pool.map(lambda h: run([h], scripts[h])[0], list(scripts))
-        return list(results)
+        return list(pool.map(one, list(scripts)))
 
 
 def _last(output: str) -> str:
