@@ -92,6 +92,12 @@ class AgentTuning(Section):
         lo=0,
         lo_open=True,
     )
+    migration_storage: str = option(
+        "shared",
+        "Disks on shared storage, or copy-inc: the disk overlay copied during the migration "
+        "(its backing file on every host, as on Grid'5000).",
+        choices=("shared", "copy-inc"),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,7 +153,7 @@ def start_node(cfg: AgentConfig) -> RunningNode:
     hv = LibvirtHypervisor(
         cfg.node, cfg.libvirt_uri, deliver=runtime.inject, peer_uris=cfg.peer_uris(),
         capacity=cfg.capacity, migration_timeout_s=cfg.agent.migration_timeout_s, trace=trace,
-        clock=runtime.now, sites=cfg.sites())
+        clock=runtime.now, sites=cfg.sites(), migration_storage=cfg.agent.migration_storage)
     nodes = cfg.nodes()
     bootstrap = [p.node for p in cfg.peers]
     overlay = (make_node_overlay(plan, cfg.node, bootstrap, ring_of(plan, nodes))

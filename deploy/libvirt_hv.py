@@ -11,8 +11,10 @@
   guest on an overloaded host gets less than its cap; its demand is still the cap, which
   is what makes the overload visible.
 - **migrate**: a live migration (``migrateToURI3`` with LIVE | PEER2PEER | PERSIST_DEST |
-  UNDEFINE_SOURCE) to the destination's URI from a node → URI map, run on a worker
-  thread, aborted (``abortJob``) after ``migration_timeout_s``. The ``MigrationResult``
+  UNDEFINE_SOURCE, plus NON_SHARED_INC with ``migration_storage="copy-inc"``: the disk
+  overlay is copied, the backing file being on both hosts, as on Grid'5000 where each
+  host keeps its VMs' disks locally) to the destination's URI from a node → URI map, run
+  on a worker thread, aborted (``abortJob``) after ``migration_timeout_s``. The ``MigrationResult``
   goes to ``reply_to`` through the ``deliver`` callable (a ``ThreadRuntime``'s
   ``inject``). A failed or timed-out migration leaves the VM at its source; it is traced
   as ``migration.fail`` with its cause.
@@ -41,6 +43,7 @@ from peeractor import Address, NodeId
 
 __all__ = [
     "MIGRATION_FLAGS",
+    "MIGRATION_STORAGE",
     "CpuCap",
     "LibvirtHypervisor",
     "cap_from_scheduler_params",
@@ -58,6 +61,9 @@ MIGRATION_FLAGS = (
     | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
 )
 """Flags of every live migration started here."""
+
+MIGRATION_STORAGE = {"shared": 0, "copy-inc": libvirt.VIR_MIGRATE_NON_SHARED_INC}
+"""Storage modes: disks on shared storage, or copied incrementally over the backing file."""
 
 DEFAULT_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
@@ -151,6 +157,7 @@ class LibvirtHypervisor:
         trace: Trace | None = None,
         clock: Callable[[], float] = time.monotonic,
         sites: Mapping[NodeId, str] | None = None,
+        migration_storage: str = "shared",
     ) -> None:
         """``sites`` maps nodes to site names for the trace (missing: ``""``).
         ``peer_uris`` maps each destination node to its libvirt URI *as the source daemon
@@ -160,6 +167,10 @@ class LibvirtHypervisor:
         """
         if migration_timeout_s <= 0:
             raise ValueError(f"migration_timeout_s must be > 0, got {migration_timeout_s}")
+        if migration_storage not in MIGRATION_STORAGE:
+            raise ValueError(f"migration_storage {migration_storage!r}: shared or copy-inc")
+        self.migration_flags = MIGRATION_FLAGS | MIGRATION_STORAGE[migration_storage]
+        """The flags ``migrate`` passes to ``migrateToURI3``."""
         _quiet_libvirt()
         self.node = node
         self.uri = uri
@@ -388,7 +399,7 @@ class LibvirtHypervisor:
             timer = threading.Timer(self.migration_timeout_s, abort)
             timer.daemon = True
             timer.start()
-            dom.migrateToURI3(dest_uri, {}, MIGRATION_FLAGS)
+            dom.migrateToURI3(dest_uri, {}, self.migration_flags)
         except libvirt.libvirtError as exc:
             self._fail("migrate", exc)
             reason = (f"timeout after {self.migration_timeout_s:g}s" if timed_out.is_set()

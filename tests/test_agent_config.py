@@ -130,6 +130,8 @@ def edit(path: str, value: Any) -> dict[str, Any]:
          "'random'"),
         ("agent.migration_timeout_s", 0, "cfg: agent.migration_timeout_s = 0: must be a number "
          "> 0"),
+        ("agent.migration_storage", "nfs", "cfg: agent.migration_storage = 'nfs': must be one "
+         "of 'shared', 'copy-inc'"),
         ("scheduler.period_s", -1, "cfg: scheduler.period_s = -1: must be a number > 0"),
         ("dvms.min_partition_size", 0, "cfg: dvms.min_partition_size = 0: must be an integer "
          ">= 1"),

@@ -18,7 +18,7 @@ from dvms.errors import DvmsError
 
 __all__ = ["Parser", "build_parser", "main"]
 
-SUBCOMMANDS = ("demo", "simulate", "report", "dashboard", "agent", "cluster")
+SUBCOMMANDS = ("demo", "simulate", "report", "dashboard", "agent", "cluster", "g5k")
 
 
 class Parser(argparse.ArgumentParser):

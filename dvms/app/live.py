@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -122,7 +121,7 @@ def serve_live(
 
     ``host``: None binds 127.0.0.1; an explicit address may be non-loopback (with a warning).
     """
-    from dvms.dashboard.app import bind_socket, create_app, is_loopback, serve
+    from dvms.dashboard.app import announce_and_serve, bind_socket, create_app
 
     address = host or "127.0.0.1"
     sock = bind_socket(address, port, explicit=host is not None)
@@ -133,15 +132,8 @@ def serve_live(
     except BaseException:
         sock.close()
         raise
-    bound, real_port = sock.getsockname()[:2]
-    shown = f"[{bound}]" if ":" in bound else bound
-    if not is_loopback(address):
-        print(f"dvms: warning: dashboard listening on non-loopback address {address} "
-              "(asked with --host): anyone who can reach this machine can see it",
-              file=sys.stderr)
-    print(f"dvms: {what} on http://{shown}:{real_port}/ (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the server stops
-        serve(app, sock)
+        announce_and_serve(app, sock, address, what, "dvms simulate --live")
     if not stop.finished.is_set():
         stop.request()
         raise Interrupted(f"stopped; partial run in {out}/ (summary.json status "

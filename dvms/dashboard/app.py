@@ -195,3 +195,18 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
 
     config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def announce_and_serve(app: FastAPI, sock: socket.socket, address: str, what: str,
+                       prog: str) -> None:
+    """Say where the dashboard listens (warning when not on loopback), then ``serve``."""
+    import sys
+
+    bound, port = sock.getsockname()[:2]
+    shown = f"[{bound}]" if ":" in bound else bound
+    if not is_loopback(address):
+        print(f"{prog}: warning: listening on non-loopback address {address} because "
+              "--host was given: anyone who can reach this machine can see the dashboard",
+              file=sys.stderr)
+    print(f"{prog}: {what} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    serve(app, sock)

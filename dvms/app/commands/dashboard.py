@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvms.dashboard.app import Source, bind_socket, create_app, serve
+    from dvms.dashboard.app import Source, announce_and_serve, bind_socket, create_app
     from dvms.errors import InputError
 
     if (args.run_dir is None) == (args.simulate is None):
@@ -87,22 +87,10 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
-    bound_host, port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    if not _loopback(host):
-        print(f"dvms dashboard: warning: listening on non-loopback address {host} because "
-              "--host was given: anyone who can reach this machine can see the dashboard",
-              file=sys.stderr)
-    print(f"dvms dashboard: {what} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
-        serve(app, sock)
+        announce_and_serve(app, sock, host, what, "dvms dashboard")
     finally:
         if stop is not None and not stop.finished.is_set():
             stop.request()
     return 0
 
-
-def _loopback(host: str) -> bool:
-    from dvms.dashboard.app import is_loopback
-
-    return is_loopback(host)

@@ -50,6 +50,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from dvms.app.commands.simulate import flag_overrides
     from dvms.report import build_report
     from dvms.rundir import RunDirectory
     from dvms.summary import summary_table
@@ -58,13 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     out = Path(args.out)
-    base: dict[str, Any] = {}
-    if args.hosts is not None:
-        base["infrastructure.hosts"] = args.hosts
-    if args.duration is not None:
-        base["run.duration_s"] = args.duration
-    if args.seed is not None:
-        base["run.seed"] = args.seed
+    base = flag_overrides(args)
     for name, _ in RUNS:  # refuse a reused --out before the first run, not after it
         RunDirectory(out / name, force=args.force)
     run_dirs = []

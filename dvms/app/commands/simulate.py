@@ -107,38 +107,37 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if args.hosts is not None:
-        out["infrastructure.hosts"] = args.hosts
-    if args.vms_per_host is not None:
-        out["infrastructure.vms_per_host"] = args.vms_per_host
-    if args.sites is not None:
-        sites = [s.strip() for s in args.sites.split(",") if s.strip()]
-        out["infrastructure.sites"] = (
-            sites[0]
-            if len(sites) == 1
-            and "," not in args.sites
-            and sites[0] in SITE_PRESETS
-            else sites
-        )
-    if args.duration is not None:
-        out["run.duration_s"] = args.duration
-    if args.scheduler is not None:
-        out["scheduler.name"] = args.scheduler
-    if args.overlay is not None:
-        out["overlay.name"] = args.overlay
-    if args.planner is not None:
-        out["scheduler.planner"] = args.planner
-    if args.seed is not None:
-        out["run.seed"] = args.seed
+FLAG_FIELDS = {
+    "hosts": "infrastructure.hosts",
+    "vms_per_host": "infrastructure.vms_per_host",
+    "duration": "run.duration_s",
+    "scheduler": "scheduler.name",
+    "overlay": "overlay.name",
+    "planner": "scheduler.planner",
+    "seed": "run.seed",
+}
+"""Scenario field set by each flag (``dvms simulate``'s, and those of them ``demo`` has)."""
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario fields the given flags set (flags a command lacks are skipped)."""
+    out: dict[str, Any] = {
+        field: getattr(args, flag)
+        for flag, field in FLAG_FIELDS.items()
+        if getattr(args, flag, None) is not None
+    }
+    sites_flag = getattr(args, "sites", None)
+    if sites_flag is not None:
+        sites = [s.strip() for s in sites_flag.split(",") if s.strip()]
+        one_preset = len(sites) == 1 and "," not in sites_flag and sites[0] in SITE_PRESETS
+        out["infrastructure.sites"] = sites[0] if one_preset else sites
     return out
 
 
 def scenario_from_args(args: argparse.Namespace) -> Any:
     """The validated scenario the flags describe (``InputError`` on a bad field)."""
 
-    return load_scenario(args.scenario, _overrides(args))
+    return load_scenario(args.scenario, flag_overrides(args))
 
 
 def _out_dir(args: argparse.Namespace, name: str) -> Path:
