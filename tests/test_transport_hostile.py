@@ -10,6 +10,7 @@ under its cause; the receiver's RSS stays within ``RSS_BOUND_MIB`` of its start.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -24,12 +25,6 @@ from typing import Any
 import msgpack
 import pytest
 
-import dvms.hypervisor
-import dvms.protocol.messages
-import dvms.services.central
-import dvms.services.coordinator
-import dvms.services.monitor
-import dvms.services.vivaldi
 from peeractor import Behaviour, message
 from peeractor.codec import DEFAULT_LIMITS, EXT_MESSAGE, encode
 from peeractor.fieldtypes import field_types
@@ -39,9 +34,6 @@ from peeractor.threaded import ThreadRuntime
 from peeractor.zmq_transport import ZmqTransport
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = (dvms.hypervisor, dvms.protocol.messages, dvms.services.central,
-           dvms.services.coordinator,
-           dvms.services.monitor, dvms.services.vivaldi)
 RSS_BOUND_MIB = 32.0
 """Peak RSS of the receiver above its RSS before the attack (the oversize frames it
 reads are 2 MiB each; the 40 MiB one is refused by ZeroMQ unread)."""
@@ -61,8 +53,13 @@ class Go:
     start: int
 
 
+MESSAGE_MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    for path in (ROOT / "dvms").rglob("*.py") if "@message(" in path.read_text(encoding="utf-8"))
+for _name in MESSAGE_MODULES:
+    importlib.import_module(_name)
 TAGS = sorted(tag for tag, cls in registered_tags().items()
-              if cls.__module__ in {m.__name__ for m in MODULES} | {__name__})
+              if cls.__module__ in {*MESSAGE_MODULES, __name__})
 """The message types of the project (and of this test), registered in both processes."""
 
 
