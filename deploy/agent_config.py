@@ -219,7 +219,7 @@ def load_agent_config(path: Path) -> AgentConfig:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: ints of > 4300 digits
         raise InputError(f"{path}: not valid TOML ({exc})") from exc
     return parse_agent_config(data, str(path))
 

@@ -40,6 +40,7 @@ __all__ = [
     "partition_merge",
     "partition_solve",
     "power",
+    "runtime_rejected",
     "scheduler_run",
     "violation_end",
     "violation_start",
@@ -255,6 +256,19 @@ def partition_dissolve(
 # ----- helpers ------------------------------------------------------------------------------
 
 
+# ----- the runtime ------------------------------------------------------------------------
+
+
+def runtime_rejected(
+    t: float, node: str, *, service: str, message: str, cause: str, n: int, error: str
+) -> Event:
+    """Messages from the network a node dropped (by service, message type and cause: a
+    frame that failed to decode, a handler that raised, a full inbox): written by the
+    runtime at the 1st, 2nd, 4th, 8th... of each key, ``n`` the count so far."""
+    return {"t": t, "type": "runtime.rejected", "node": node, "service": service,
+            "message": message, "cause": cause, "n": n, "error": error}
+
+
 def emit_event(emit: Callable[..., None], event: Event) -> None:
     """Hand a constructed event to a behaviour's ``emit(type, **fields)`` (its runtime
     stamps ``t`` and ``node``; construct the event with the behaviour's ``now()``)."""
@@ -273,6 +287,7 @@ _CONSTRUCTORS: tuple[Callable[..., Event], ...] = (
     migration_fail, fault_crash, fault_link_cut, fault_link_heal, fault_loss, scheduler_run,
     vivaldi_coord, isp_start, partition_grow, partition_join, partition_leave,
     partition_block, partition_merge, partition_solve, partition_fail, partition_dissolve,
+    runtime_rejected,
 )
 
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {

@@ -215,7 +215,7 @@ def load_scenario(
         where = str(path)
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: ints of > 4300 digits
         raise InputError(f"scenario {where}: invalid TOML ({exc})") from None
     for dotted, value in (overrides or {}).items():
         _set(data, dotted, value)

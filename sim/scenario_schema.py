@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 from dvms.config import Section, option
+from dvms.node.config import MIN_PERIOD_S
 
 MAX_TIME_S = 1e9
 """Longest duration or time a scenario may name (~31 years): sums of times stay finite."""
-MIN_PERIOD_S = 1e-3
-"""Shortest period of anything periodic: a subnormal period would never let time advance."""
 MAX_POWER_W = 1e6
 MAX_LOAD = 1e6
 """Percent of a core: bounds loads and their moments, so derived loads stay finite."""

@@ -100,7 +100,13 @@ class World:
             nic_bps=sc.infrastructure.host_nic_bps * 8,
             wan_loss=sc.migration.wan_tcp_loss,
         )
-        self.runtime = SimRuntime(seed=seed, env=self.env, network=self.network, trace=sink)
+        self.runtime = SimRuntime(
+            seed=seed,
+            env=self.env,
+            network=self.network,
+            trace=sink,
+            handler_errors=sc.run.handler_errors,
+        )
         self.migrations = MigrationEngine(
             self, sc.migration, lambda a, b: self.network.bandwidth_bps(a, b) / 8
         )

@@ -132,7 +132,7 @@ def edit(path: str, value: Any) -> dict[str, Any]:
          "> 0"),
         ("agent.migration_storage", "nfs", "cfg: agent.migration_storage = 'nfs': must be one "
          "of 'shared', 'copy-inc'"),
-        ("scheduler.period_s", -1, "cfg: scheduler.period_s = -1: must be a number > 0"),
+        ("scheduler.period_s", -1, "cfg: scheduler.period_s = -1: must be a number >= 0.001"),
         ("dvms.min_partition_size", 0, "cfg: dvms.min_partition_size = 0: must be an integer "
          ">= 1"),
         ("vivaldi.sample_size", "x", "cfg: vivaldi.sample_size = 'x': must be an integer >= 1"),

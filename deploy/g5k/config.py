@@ -230,6 +230,6 @@ def load_experiment(path: Path) -> Experiment:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     try:
         table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: ints of > 4300 digits
         raise InputError(f"{path}: not TOML: {exc}") from None
     return parse_experiment(table)

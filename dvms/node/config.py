@@ -18,7 +18,12 @@ from dvms.protocol.config import DvmsConfig
 from dvms.scheduler import COST_MODELS, PLANNERS, is_planner_path, make_planner
 from dvms.services.vivaldi import VivaldiServiceConfig
 
+MIN_PERIOD_S = 1e-3
+"""The shortest period a node table accepts (s): a smaller one (a subnormal, say) would
+stall the clock on one event."""
+
 __all__ = [
+    "MIN_PERIOD_S",
     "NODE_SECTIONS",
     "VIVALDI_DEFAULTS",
     "MonitorConfig",
@@ -37,7 +42,7 @@ class SchedulerConfig(Section):
         "centralized",
         "none, centralized, dvms, or a user scheduler spec by import path (package.module:NAME).",
     )
-    period_s: float = option(30.0, "Centralised scheduler period (s).", lo=0, lo_open=True)
+    period_s: float = option(30.0, "Centralised scheduler period (s).", lo=MIN_PERIOD_S)
     planner: str = option(
         "repair", "Planner: repair, cpsat, or a user planner by import path (package.module:Class)."
     )
@@ -64,8 +69,7 @@ class SchedulerConfig(Section):
         2.0,
         "Real runs of centralized: how long the coordinator waits for the hosts' snapshots; "
         "hosts that have not answered are left out of that round (s).",
-        lo=0,
-        lo_open=True,
+        lo=MIN_PERIOD_S,
     )
 
     def __post_init__(self) -> None:
@@ -92,7 +96,7 @@ class MonitorConfig(Section):
         "poll) or poll.",
         choices=("push", "poll"),
     )
-    period_s: float = option(1.0, "Polling period (s) in poll mode.", lo=0, lo_open=True)
+    period_s: float = option(1.0, "Polling period (s) in poll mode.", lo=MIN_PERIOD_S)
 
     @property
     def poll_period_s(self) -> float | None:

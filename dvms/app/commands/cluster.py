@@ -121,7 +121,7 @@ def _table_overrides(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     if args.node_tables is not None:
         try:
             data = tomllib.loads(args.node_tables.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
             raise InputError(f"--node-tables {str(args.node_tables)!r}: {exc}") from None
         out = {k: dict(v) for k, v in data.items() if k in NODE_SECTIONS and isinstance(v, dict)}
     for flag, table, key in (("scheduler", "scheduler", "name"), ("planner", "scheduler",
