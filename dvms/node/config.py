@@ -35,7 +35,8 @@ __all__ = [
 class SchedulerConfig(Section):
     name: str = option(
         "centralized",
-        "none, centralized, dvms, or a user scheduler spec by import path (package.module:NAME).",
+        "none, centralized, hierarchical, dvms, or a user scheduler spec by import path "
+        "(package.module:NAME).",
     )
     period_s: float = option(30.0, "Centralised scheduler period (s).", lo=0, lo_open=True)
     planner: str = option(
@@ -66,6 +67,12 @@ class SchedulerConfig(Section):
         "hosts that have not answered are left out of that round (s).",
         lo=0,
         lo_open=True,
+    )
+
+    group_size: int = option(
+        0,
+        "Hierarchical: hosts per group manager, in host order (0: one group per site).",
+        lo=0,
     )
 
     def __post_init__(self) -> None:

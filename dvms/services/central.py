@@ -91,6 +91,8 @@ class CentralScheduler(Behaviour):
         self._pending = 0
         self._failed = 0
         self._stats: dict[str, float | int] = {}
+        self.run_fields: dict[str, object] = {}
+        """Extra fields of this scheduler's ``scheduler.run`` events (e.g. a group's name)."""
 
     def on_start(self) -> None:
         self.schedule(0.0, CentralRun(self._seq))
@@ -166,6 +168,7 @@ class CentralScheduler(Behaviour):
             compute_s=self._stats["compute_s"],
             failed=self._failed,
             duration_s=now - self._started_at,
+            **self.run_fields,
         )
         self._plan = None
         self._seq += 1
