@@ -16,7 +16,7 @@ from dvms.errors import DvmsError
 
 __all__ = ["main"]
 
-SUBCOMMANDS = ("demo", "simulate", "report", "dashboard", "agent", "cluster")
+SUBCOMMANDS = ("demo", "simulate", "report", "dashboard", "agent", "cluster", "campaign")
 
 
 def build_parser() -> argparse.ArgumentParser:
