@@ -7,7 +7,8 @@ the others — ``run_point`` on a Dask worker each — to a ``LocalCluster`` siz
 directory on a filesystem they share). A worker that dies mid-point (killed, out of memory)
 is replaced by its nanny and Dask runs the point again elsewhere; a point that raises is
 recorded (``failure.json``, its row in ``results.csv``) and the others go on. One progress
-bar counts points done, running, failed, with an ETA.
+bar counts points done, running (those in flight, up to the workers' threads), failed,
+with an ETA.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def run_campaign(
 ) -> CampaignResult:
     """Run every incomplete point of ``spec``; write the results; see the module doc."""
     started = time.perf_counter()
-    out_dir = Path(spec.points[0].run_dir).parent.parent
+    out_dir = spec.out_dir
     result = CampaignResult(out_dir)
     rows: dict[str, dict[str, Any]] = {}
     todo: list[PointSpec] = []

@@ -108,6 +108,8 @@ class CampaignSpec:
     """A parsed campaign: its settings and every point, in grid order (seeds innermost)."""
 
     path: Path
+    out_dir: Path
+    """Where the points' run directories (``points/<id>``) and the results go."""
     section: CampaignSection
     grid: tuple[tuple[str, tuple[Any, ...]], ...]
     points: tuple[PointSpec, ...]
@@ -221,7 +223,7 @@ def load_campaign(path: str | Path, out_dir: str | Path | None = None) -> Campai
     if not points:
         raise InputError(f"campaign {str(path)!r}: no points")
     _validate(p, points)
-    return CampaignSpec(p, section, tuple(grid), tuple(points))
+    return CampaignSpec(p, out.resolve(), section, tuple(grid), tuple(points))
 
 
 def _validate(path: Path, points: list[PointSpec]) -> None:
