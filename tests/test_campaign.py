@@ -100,6 +100,7 @@ def test_points_complete_rerun_skips_and_incomplete_runs_again(
     # the aggregate interval, by hand: mean ± t(0.975, 2) · sd / √3 over the three seeds
     cent = [float(r["violation_duration_mean_s"]) for r in table[:3]]
     agg = {(r["scheduler"], r["metric"]): r for r in rows(tmp_path / "o" / "aggregate.csv")}
+    assert not [m for _, m in agg if m.startswith("scenario.")]  # settings, not results
     row = agg[("centralized", "violation_duration_mean_s")]
     half = 4.302653 * statistics.stdev(cent) / math.sqrt(3)  # t(0.975, 2)
     assert int(row["n"]) == 3
@@ -174,3 +175,14 @@ def test_t_quantiles() -> None:
         assert t_quantile_975(df) == pytest.approx(value, abs=1e-3)
     assert t_quantile_975(45) == pytest.approx(2.014, abs=2e-3)
     assert t_quantile_975(10_000) == pytest.approx(1.960, abs=1e-3)
+
+
+def test_the_documented_campaign_reads_as_printed(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "campaign.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "c.toml").write_text(example)
+    spec = load_campaign(tmp_path / "c.toml", tmp_path / "o")
+    assert len(spec.points) == 3 * 4 * 5
+    assert spec.parameters == ("hosts", "scheduler", "scheduler.group_size")
+    assert spec.points[-1].id == "hosts-512_scheduler-dvms_scheduler.group-size-0_seed-5"
+    assert dict(spec.points[-1].overrides)["run.duration_s"] == 1800.0

@@ -3,7 +3,8 @@
 - ``results.csv``: one row per point: ``point``, ``status`` (done / failed), ``error``, the
   grid's parameters, ``seed``, then every summary key flattened (``messages.dvms.Lock``,
   ``scenario.run.duration_s``; lists as JSON).
-- ``aggregate.csv``: one row per grid cell and numeric metric: the parameters, ``metric``,
+- ``aggregate.csv``: one row per grid cell and numeric summary metric (the ``scenario.*``
+  settings left out): the parameters, ``metric``,
   ``n`` (completed seeds), ``mean``, ``sd``, ``ci95`` (half-width of the 95 % Student-t
   interval, ``t(0.975, n-1) · sd / √n``; empty when n < 2), ``low``, ``high``.
 - ``campaign.md``: the campaign's metrics as ``mean ± ci95`` per grid cell.
@@ -89,6 +90,11 @@ def _number(v: Any) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def _is_metric(key: str, skip: set[str]) -> bool:
+    # the scenario's fields are settings (the grid's are columns), not results
+    return key not in skip and key != "schema" and not key.startswith("scenario.")
+
+
 def aggregate(rows: Iterable[Mapping[str, Any]], parameters: Sequence[str]) -> list[dict[str, Any]]:
     """One row per (grid cell, numeric metric) over the cell's completed points."""
     cells: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
@@ -100,7 +106,7 @@ def aggregate(rows: Iterable[Mapping[str, Any]], parameters: Sequence[str]) -> l
     for cell, members in cells.items():
         metrics: list[str] = []
         for row in members:
-            metrics.extend(k for k in row if k not in skip and k not in metrics)
+            metrics.extend(k for k in row if _is_metric(k, skip) and k not in metrics)
         for metric in metrics:
             values = [_number(row.get(metric)) for row in members]
             if any(v is None for v in values):
