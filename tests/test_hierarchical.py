@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dvms.scheduler.model import Host
-from dvms.services.hierarchical import GroupLeader, GroupManager, group_hosts
+from dvms.scheduler.model import Host, overloaded_hosts
+from dvms.services.hierarchical import GroupLeader, GroupManager, GroupView, group_hosts
 from dvms.trace import read_events
 from sim.audit import audit_trace
 from sim.scenario import Scenario, load_scenario
@@ -31,6 +31,18 @@ def test_groups_per_site_and_fixed_size() -> None:
     hosts = [Host(f"h{i}", 100.0, 1024, "ab"[i % 2]) for i in range(7)]
     assert group_hosts(hosts, 0) == {"a": ["h0", "h2", "h4", "h6"], "b": ["h1", "h3", "h5"]}
     assert group_hosts(hosts, 3) == {"0": ["h0", "h1", "h2"], "1": ["h3", "h4", "h5"], "2": ["h6"]}
+
+
+def test_group_view_is_the_global_view_restricted() -> None:
+    world = World(small(**{"scheduler.name": "none", "load.mean": 90.0}), lambda e: None)
+    world.start()
+    mine = {h.id for h in world.infra.hosts if h.site == "rennes"}
+    view = GroupView(world, mine)
+    hosts, vms = view.snapshot()
+    assert {h.id for h in hosts} == mine
+    assert {vm.id for vm in vms} == {v for h in world.infra.hosts if h.id in mine for v in h.vms}
+    over = overloaded_hosts(*world.snapshot())
+    assert view.overloaded_count() == len(set(over) & mine) > 0
 
 
 def test_resolves_overloads_better_than_no_scheduler(tmp_path: Path) -> None:

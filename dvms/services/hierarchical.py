@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from dvms.scheduler.model import VM, Host, Planner
+from dvms.scheduler.model import VM, Host, Planner, overloaded_hosts
 from dvms.services.central import CentralScheduler, GlobalView
 from peeractor import Address, Behaviour, NodeId, message
 
@@ -61,7 +61,8 @@ class GroupView:
         self.view.migrate(vm, source, destination, reply_to)
 
     def overloaded_count(self) -> int:
-        raise NotImplementedError("a group's overloaded hosts come from its snapshot")
+        """The group's overloaded hosts now (from a snapshot: O(group))."""
+        return len(overloaded_hosts(*self.snapshot()))
 
 
 @message("hier.Assign")
@@ -148,7 +149,7 @@ class GroupManager(CentralScheduler):
             super().on_receive(message)
 
     def gather(self) -> None:
-        hosts, vms = self.group_view.snapshot()
+        hosts, vms = self.group_view.snapshot()  # one snapshot; overloads counted from it
         self.plan_over(hosts, vms, None)
 
 
@@ -193,11 +194,7 @@ class GroupLeader(Behaviour):
 
     def _check(self) -> None:
         now = self.now()
-        silent = [
-            m
-            for m, t in self.last_beat.items()
-            if now - t > self.timing.heartbeat_timeout_s
-        ]
+        silent = [m for m, t in self.last_beat.items() if now - t > self.timing.heartbeat_timeout_s]
         for manager in silent:
             del self.last_beat[manager]
             orphans = self.assignment.pop(manager)
