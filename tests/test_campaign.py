@@ -186,3 +186,48 @@ def test_the_documented_campaign_reads_as_printed(tmp_path: Path) -> None:
     assert spec.parameters == ("hosts", "scheduler", "scheduler.group_size")
     assert spec.points[-1].id == "hosts-512_scheduler-dvms_scheduler.group-size-0_seed-5"
     assert dict(spec.points[-1].overrides)["run.duration_s"] == 1800.0
+
+
+def test_reproduce_vmplaces_quick(cluster: str, tmp_path: Path) -> None:
+    from dvms.campaign.reproduce import VMPLACES, reproduce
+
+    done = reproduce("vmplaces", quick=True, out_dir=tmp_path, scheduler_address=cluster,
+                     progress=False)  # fmt: skip
+    assert not done.campaign.failed and len(done.campaign.ran) == 8
+    table = rows(tmp_path / "results.csv")
+    by = {r["scheduler"]: r for r in done.rows}
+    assert list(by) == ["none", "centralized", "hierarchical", "dvms"]
+    for scheduler, row in by.items():
+        ours = [float(r["violation_duration_mean_s"]) for r in table if r["scheduler"] == scheduler]
+        assert row["mean"] == pytest.approx(statistics.mean(ours))
+        assert row["ci95"] == pytest.approx(12.706205 * statistics.stdev(ours) / math.sqrt(2))
+        assert row["published"] == VMPLACES[128][scheduler][0]
+        assert row["ratio"] == pytest.approx(row["mean"] / row["published"])
+    assert by["dvms"]["mean"] < by["centralized"]["mean"] < by["none"]["mean"]
+    md = (tmp_path / "reproduce.md").read_text()
+    assert "| 128 | hierarchical |" in md and "21.07 ± 12.32" in md
+    assert (tmp_path / "reproduce.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert rows(tmp_path / "reproduce.csv")[0]["scheduler"] == "none"
+
+
+def test_europar_comparison_pairs_seeds() -> None:
+    from dvms.campaign.reproduce import _compare_europar
+
+    spec = load_campaign(ROOT / "dvms" / "campaign" / "europar2014-quick.toml", "/tmp/unused")
+    made = [
+        ("lbo", 1, 90, 10), ("lbo", 2, 80, 20),
+        ("ring", 1, 50, 50), ("ring", 2, 40, 40),
+        ("random", 1, 30, 30), ("random", 2, 25, 75),
+    ]  # fmt: skip
+    table = [
+        {"status": "done", "overlay": o, "seed": s, "migrations_intra_site": a,
+         "migrations_inter_site": b}
+        for o, s, a, b in made
+    ]  # fmt: skip
+    out = {r["overlay"]: r for r in _compare_europar(spec, table)}
+    assert out["lbo"]["mean"] == pytest.approx(0.85)  # (0.9 + 0.8) / 2
+    assert out["ring"]["ratio"] == pytest.approx(0.5 / 0.5)
+    reduction = out["lbo vs ring"]  # 1 - 10/50 = 0.8 and 1 - 20/40 = 0.5
+    assert reduction["mean"] == pytest.approx(0.65)
+    assert reduction["ci95"] == pytest.approx(12.706205 * statistics.stdev([0.8, 0.5]) / 2**0.5)
+    assert reduction["ratio"] == pytest.approx(0.65 / 0.72)

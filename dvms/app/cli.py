@@ -16,7 +16,9 @@ from dvms.errors import DvmsError
 
 __all__ = ["main"]
 
-SUBCOMMANDS = ("demo", "simulate", "report", "dashboard", "agent", "cluster", "campaign")
+SUBCOMMANDS = (
+    "demo", "simulate", "report", "dashboard", "agent", "cluster", "campaign", "reproduce"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,14 @@ from typing import Any
 from dvms.config import Section, option, parse_section
 from dvms.errors import InputError
 
-__all__ = ["ALIASES", "CampaignSection", "CampaignSpec", "PointSpec", "load_campaign"]
+__all__ = [
+    "ALIASES",
+    "CampaignSection",
+    "CampaignSpec",
+    "PointSpec",
+    "load_campaign",
+    "parse_campaign",
+]
 
 ALIASES: dict[str, str] = {
     "hosts": "infrastructure.hosts",
@@ -173,6 +180,13 @@ def load_campaign(path: str | Path, out_dir: str | Path | None = None) -> Campai
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"campaign {str(path)!r}: cannot read ({exc})") from None
+    return parse_campaign(data, p, out_dir)
+
+
+def parse_campaign(
+    data: Mapping[str, Any], p: Path, out_dir: str | Path | None = None
+) -> CampaignSpec:
+    """Validate a campaign's tables (read from ``p``: relative paths start there)."""
     unknown = set(data) - {"campaign", "base", "grid"}
     if unknown:
         raise InputError(f"[{sorted(unknown)[0]}]: unknown section; allowed: campaign, base, grid")
@@ -221,7 +235,7 @@ def load_campaign(path: str | Path, out_dir: str | Path | None = None) -> Campai
                 )
             )
     if not points:
-        raise InputError(f"campaign {str(path)!r}: no points")
+        raise InputError(f"campaign {str(p)!r}: no points")
     _validate(p, points)
     return CampaignSpec(p, out.resolve(), section, tuple(grid), tuple(points))
 
