@@ -25,6 +25,9 @@ __all__ = [
     "fault_link_cut",
     "fault_link_heal",
     "fault_loss",
+    "hier_assign",
+    "hier_manager_crash",
+    "hier_manager_failed",
     "host_info",
     "isp_start",
     "load",
@@ -172,11 +175,17 @@ def fault_loss(t: float, node: str = WORLD, *, rate: float) -> Event:
 def scheduler_run(
     t: float, node: str, *, scheduler: str, hosts: int, vms: int, overloaded: int,
     migrations: int, compute_s: float, failed: int, duration_s: float,
+    group: str | None = None,
 ) -> Event:
-    """A centralised run ended (all its migrations done or failed)."""
-    return {"t": t, "type": "scheduler.run", "node": node, "scheduler": scheduler,
-            "hosts": hosts, "vms": vms, "overloaded": overloaded, "migrations": migrations,
-            "compute_s": compute_s, "failed": failed, "duration_s": duration_s}
+    """A centralised run ended (all its migrations done or failed); ``group``: the
+    hierarchical scheduler's group of that run (written only then)."""
+    event: Event = {"t": t, "type": "scheduler.run", "node": node, "scheduler": scheduler,
+                    "hosts": hosts, "vms": vms, "overloaded": overloaded,
+                    "migrations": migrations, "compute_s": compute_s, "failed": failed,
+                    "duration_s": duration_s}
+    if group is not None:
+        event["group"] = group
+    return event
 
 
 def vivaldi_coord(
@@ -256,6 +265,23 @@ def partition_dissolve(
 # ----- helpers ------------------------------------------------------------------------------
 
 
+def hier_assign(t: float, node: str, *, manager: str, hosts: int, reason: str) -> Event:
+    """Hierarchical: the group leader assigned ``hosts`` hosts to ``manager``."""
+    return {"t": t, "type": "hier.assign", "node": node, "manager": manager, "hosts": hosts,
+            "reason": reason}
+
+
+def hier_manager_failed(t: float, node: str, *, manager: str, hosts: int) -> Event:
+    """Hierarchical: no heartbeat from ``manager``; its ``hosts`` hosts are re-assigned."""
+    return {"t": t, "type": "hier.manager_failed", "node": node, "manager": manager,
+            "hosts": hosts}
+
+
+def hier_manager_crash(t: float, node: str, *, group: str) -> Event:
+    """Hierarchical: a group manager crashed (fault injection)."""
+    return {"t": t, "type": "hier.manager_crash", "node": node, "group": group}
+
+
 # ----- the runtime ------------------------------------------------------------------------
 
 
@@ -287,7 +313,7 @@ _CONSTRUCTORS: tuple[Callable[..., Event], ...] = (
     migration_fail, fault_crash, fault_link_cut, fault_link_heal, fault_loss, scheduler_run,
     vivaldi_coord, isp_start, partition_grow, partition_join, partition_leave,
     partition_block, partition_merge, partition_solve, partition_fail, partition_dissolve,
-    runtime_rejected,
+    runtime_rejected, hier_assign, hier_manager_failed, hier_manager_crash,
 )
 
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,7 @@ stops the node and is raised by the runtime's ``run()``.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import pykka
 
@@ -19,9 +19,21 @@ from peeractor.stats import RuntimeStats, message_type
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from peeractor.threaded import ThreadRuntime
-
 __all__ = ["ThreadPeer"]
+
+
+class NodeHost(Protocol):
+    """What a node's actor needs from its runtime (``ThreadRuntime`` is one)."""
+
+    def count_drop(self, reason: str) -> None: ...
+
+    def count_delivered(self) -> None: ...
+
+    def reject(
+        self, node: str, service: str, type_: str, cause: str, error: BaseException | None = None
+    ) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
 
 
 class _ThreadTimer:
@@ -58,7 +70,7 @@ class ThreadPeer(Peer, pykka.ThreadingActor):
         node: NodeId,
         services: dict[str, Behaviour],
         stats: RuntimeStats,
-        runtime: ThreadRuntime,
+        runtime: NodeHost,
     ) -> None:
         super().__init__(node, services, stats)
         self.runtime = runtime

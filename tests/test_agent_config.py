@@ -244,6 +244,8 @@ SCHEDULER_CHECKS: dict[str, Callable[[RunningNode, Any], bool]] = {
     "coordinator": lambda node, v: node.plan.scheduler.coordinator == v
     and {s.name for s in node.services} == {"vivaldi", "monitor", "central-host"},
     "gather_timeout_s": lambda node, v: node.service("central").gather_timeout_s == v,
+    # hierarchical runs in simulation only: the field reaches the agent's plan
+    "group_size": lambda node, v: node.plan.scheduler.group_size == v,
 }
 """How each ``[scheduler]`` field shows on a running agent (centralized; the coordinator is
 a0, the smallest node id, unless the field tested moves it to a1):

@@ -18,7 +18,9 @@ from dvms.errors import DvmsError
 
 __all__ = ["Parser", "build_parser", "main"]
 
-SUBCOMMANDS = ("demo", "simulate", "report", "dashboard", "agent", "cluster", "g5k")
+SUBCOMMANDS = (
+    "demo", "simulate", "report", "dashboard", "agent", "cluster", "g5k", "campaign", "reproduce"
+)
 
 
 class Parser(argparse.ArgumentParser):

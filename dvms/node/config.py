@@ -40,7 +40,8 @@ __all__ = [
 class SchedulerConfig(Section):
     name: str = option(
         "centralized",
-        "none, centralized, dvms, or a user scheduler spec by import path (package.module:NAME).",
+        "none, centralized, hierarchical, dvms, or a user scheduler spec by import path "
+        "(package.module:NAME).",
     )
     period_s: float = option(30.0, "Centralised scheduler period (s).", lo=MIN_PERIOD_S)
     planner: str = option(
@@ -70,6 +71,12 @@ class SchedulerConfig(Section):
         "Real runs of centralized: how long the coordinator waits for the hosts' snapshots; "
         "hosts that have not answered are left out of that round (s).",
         lo=MIN_PERIOD_S,
+    )
+
+    group_size: int = option(
+        0,
+        "Hierarchical: hosts per group manager, in host order (0: one group per site).",
+        lo=0,
     )
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from dvms.protocol.config import DvmsConfig
 from dvms.scheduler.model import Planner
 from dvms.services.central import CentralScheduler, GlobalView
 from dvms.services.coordinator import CentralCoordinator, CentralHost
+from dvms.services.hierarchical import hierarchy
 from peeractor import Behaviour, NodeId
 
 __all__ = [
@@ -143,6 +144,13 @@ def _central_host(ctx: HostContext) -> Sequence[Behaviour]:
     return [CentralHost(ctx.hypervisor, ctx.site)] if ctx.remote_view else ()
 
 
+def _hierarchical_coordinator(ctx: CoordinatorContext) -> Sequence[Behaviour]:
+    if ctx.view is None:
+        raise InputError("scheduler.name = 'hierarchical': runs in simulation only for now")
+    sc = ctx.scheduler
+    return hierarchy(ctx.view, ctx.planner, group_size=sc.group_size, period_s=sc.period_s)
+
+
 def _dvms_services(ctx: HostContext) -> Sequence[Behaviour]:
     assert ctx.overlay is not None
     return [DvmsService(ctx.hypervisor, ctx.overlay, ctx.planner(), ctx.dvms, ctx.site)]
@@ -152,6 +160,7 @@ register(SchedulerSpec("none"))
 register(
     SchedulerSpec("centralized", host_services=_central_host, coordinator=_central_coordinator)
 )
+register(SchedulerSpec("hierarchical", coordinator=_hierarchical_coordinator))
 register(
     SchedulerSpec(
         "dvms",

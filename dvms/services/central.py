@@ -93,6 +93,9 @@ class CentralScheduler(Behaviour):
         self._pending = 0
         self._failed = 0
         self._stats: dict[str, float | int] = {}
+        self.run_group: str | None = None
+        """The group a run covers (the hierarchical scheduler's managers), traced with it."""
+        """Extra fields of this scheduler's ``scheduler.run`` events (e.g. a group's name)."""
 
     def on_start(self) -> None:
         self.schedule(0.0, CentralRun(self._seq))
@@ -171,6 +174,7 @@ class CentralScheduler(Behaviour):
                 compute_s=self._stats["compute_s"],
                 failed=self._failed,
                 duration_s=now - self._started_at,
+                group=self.run_group,
             ),
         )
         self._plan = None
