@@ -26,6 +26,7 @@ from typing import Any
 
 import simpy
 
+from dvms.geo import one_way_delays
 from peeractor import Behaviour, message, stable_seed
 from peeractor.network import SiteLatency
 
@@ -51,7 +52,8 @@ BEAT = Beat()
 
 def network(nodes: list[str]) -> SiteLatency:
     sites = ("grenoble", "lille", "luxembourg", "lyon", "nancy", "nantes", "rennes", "sophia")
-    return SiteLatency.geographic({n: sites[i % len(sites)] for i, n in enumerate(nodes)})
+    site_of = {n: sites[i % len(sites)] for i, n in enumerate(nodes)}
+    return SiteLatency(site_of, one_way_delays(sites), jitter=0.1)
 
 
 class Sender(Behaviour):

@@ -38,6 +38,7 @@ __all__ = [
     "assign_blocks",
     "assign_round_robin",
     "great_circle_km",
+    "one_way_delays",
     "resolve_sites",
     "site_rtt_s",
 ]
@@ -139,6 +140,19 @@ def site_rtt_s(a: Site, b: Site, model: RttModel | None = None) -> float:
         return a.lan_rtt_s
     wan = 2 * model.route_factor * great_circle_km(a, b) / model.fibre_km_s
     return wan + (a.lan_rtt_s + b.lan_rtt_s) / 2
+
+
+def one_way_delays(
+    names: Sequence[str], *, intra_site_s: float = 0.0001, model: RttModel | None = None
+) -> dict[tuple[str, str], float]:
+    """One-way delays between every ordered pair of the named sites (half their RTT;
+    ``intra_site_s`` within a site), e.g. for ``peeractor.network.SiteLatency``."""
+    sites = resolve_sites(list(dict.fromkeys(names)), field="sites")
+    return {
+        (a.name, b.name): intra_site_s if a.name == b.name else site_rtt_s(a, b, model) / 2
+        for a in sites
+        for b in sites
+    }
 
 
 def access_delay_s(node: str, model: RttModel | None = None) -> float:

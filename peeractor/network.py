@@ -8,7 +8,6 @@ of one node never reach the model (zero delay).
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
 from typing import Protocol
@@ -16,12 +15,10 @@ from typing import Protocol
 from peeractor.behaviour import NodeId
 
 __all__ = [
-    "GRID5000_SITES",
     "ConstantLatency",
     "NetworkModel",
     "SiteLatency",
     "UniformLatency",
-    "geo_one_way_s",
 ]
 
 
@@ -72,38 +69,13 @@ class UniformLatency:
         return self.low_s + (self.high_s - self.low_s) * rng.random()
 
 
-GRID5000_SITES: dict[str, tuple[float, float]] = {
-    "grenoble": (45.19, 5.77),
-    "lille": (50.61, 3.14),
-    "luxembourg": (49.61, 6.13),
-    "lyon": (45.76, 4.84),
-    "nancy": (48.69, 6.18),
-    "nantes": (47.22, -1.55),
-    "rennes": (48.12, -1.68),
-    "sophia": (43.62, 7.05),
-}
-"""Example geography (latitude, longitude in degrees) of eight Grid'5000 sites."""
-
-
-def geo_one_way_s(
-    a: tuple[float, float], b: tuple[float, float], *, base_s: float = 0.0002
-) -> float:
-    """One-way delay between two (lat, lon) points: ``base_s`` plus great-circle distance
-    at 2/3 of light speed in fibre (~133 km/ms), doubled for routing detours."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2
-    ) ** 2
-    km = 2 * 6371.0 * math.asin(math.sqrt(h))
-    return base_s + 2.0 * km / 133_000.0
-
-
 class SiteLatency:
     """Nodes grouped in sites; the delay depends on the pair of sites, times a jitter
     factor ``1 + jitter * U(0, 1)``; loss probability ``loss``.
 
     ``site_of`` maps every node to its site; ``one_way_s`` maps every ordered pair of sites
-    (including ``(s, s)``) to a one-way delay in seconds.
+    (including ``(s, s)``) to a one-way delay in seconds (from real geography:
+    ``dvms.geo.one_way_delays``; the runtime knows no geography).
     """
 
     __slots__ = ("_index", "_table", "jitter", "loss")
@@ -133,28 +105,6 @@ class SiteLatency:
         self._table = table
         self.jitter = float(jitter)
         self.loss = _check_loss(loss)
-
-    @classmethod
-    def geographic(
-        cls,
-        site_of: Mapping[NodeId, str],
-        positions: Mapping[str, tuple[float, float]] = GRID5000_SITES,
-        *,
-        intra_site_s: float = 0.0001,
-        jitter: float = 0.1,
-        loss: float = 0.0,
-    ) -> SiteLatency:
-        """Delays from the sites' (lat, lon) positions (``geo_one_way_s``)."""
-        used = sorted(set(site_of.values()))
-        missing = [s for s in used if s not in positions]
-        if missing:
-            raise ValueError(f"no position for site(s) {missing}; known: {sorted(positions)}")
-        one_way = {
-            (a, b): intra_site_s if a == b else geo_one_way_s(positions[a], positions[b])
-            for a in used
-            for b in used
-        }
-        return cls(site_of, one_way, jitter=jitter, loss=loss)
 
     def site_delay(self, src: NodeId, dst: NodeId) -> float:
         """The jitter-free one-way delay between two nodes."""

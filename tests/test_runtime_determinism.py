@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from dvms.errors import InputError
+from dvms.geo import one_way_delays
 from peeractor import Behaviour, message
 from peeractor._seed import stable_seed
 from peeractor.network import (
-    GRID5000_SITES,
     ConstantLatency,
     SiteLatency,
     UniformLatency,
-    geo_one_way_s,
 )
 from peeractor.sim import SimRuntime
 
@@ -107,12 +107,12 @@ def test_history_does_not_depend_on_the_process_hash_seed() -> None:
 
 def test_site_latency_uses_the_site_pair_jitter_and_loss() -> None:
     site_of = {"a1": "lyon", "a2": "lyon", "b1": "rennes"}
-    model = SiteLatency.geographic(site_of, jitter=0.1, loss=0.0, intra_site_s=0.0001)
+    model = SiteLatency(site_of, one_way_delays(["lyon", "rennes"]), jitter=0.1, loss=0.0)
     rng = random.Random(5)
     intra = [model.latency("a1", "a2", rng) for _ in range(100)]
     inter = [model.latency("a1", "b1", rng) for _ in range(100)]
     assert all(d is not None and 0.0001 <= d <= 0.00011 for d in intra)
-    base = geo_one_way_s(GRID5000_SITES["lyon"], GRID5000_SITES["rennes"])
+    base = one_way_delays(["lyon", "rennes"])[("lyon", "rennes")]
     assert 0.003 < base < 0.01  # ~560 km: a few milliseconds one way
     assert all(d is not None and base <= d <= base * 1.1 for d in inter)
     assert model.site_delay("b1", "a2") == pytest.approx(base)
@@ -129,12 +129,16 @@ def test_site_latency_uses_the_site_pair_jitter_and_loss() -> None:
         (lambda: ConstantLatency(0.1, loss=1.0), r"loss must be in \[0, 1\)"),
         (lambda: UniformLatency(0.2, 0.1), "need 0 <= low_s <= high_s"),
         (lambda: SiteLatency({"a": "x"}, {}), r"one_way_s\[\('x', 'x'\)\]"),
-        (lambda: SiteLatency.geographic({"a": "atlantis"}), r"no position for site\(s\)"),
     ],
 )
 def test_network_models_reject_bad_parameters(make: Any, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         make()
+
+
+def test_one_way_delays_name_an_unknown_site() -> None:
+    with pytest.raises(InputError, match=r"unknown site 'atlantis'"):
+        one_way_delays(["lyon", "atlantis"])
 
 
 def test_negative_network_delay_and_timer_delay_are_refused() -> None:
