@@ -165,9 +165,11 @@ def _libvirt(exp: Experiment, state: ExperimentState) -> None:
     """Install ``[hosts].packages`` and check libvirtd answers; failing hosts KO."""
     hosts = state.ok_hosts()
     pkgs = " ".join(exp.hosts.packages)
-    steps = [("packages", "DEBIAN_FRONTEND=noninteractive apt-get -q -y install "
-                          f"--no-install-recommends {pkgs} >/tmp/dvms-apt.log 2>&1 "
-                          "|| { tail -n 3 /tmp/dvms-apt.log; exit 1; }"),
+    # a log of its own per run (lab nodes share this machine's /tmp: a fixed name races)
+    steps = [("packages", 'log=$(mktemp /tmp/dvms-apt.XXXXXX); '
+                          "DEBIAN_FRONTEND=noninteractive apt-get -q -y install "
+                          f'--no-install-recommends {pkgs} >"$log" 2>&1 '
+                          '|| { tail -n 3 "$log"; rm -f "$log"; exit 1; }; rm -f "$log"'),
              ("libvirt", "virsh -c qemu:///system version >/dev/null")]
     for step, command in steps:
         for r in session.run(hosts, command, timeout_s=exp.hosts.deploy_timeout_s):
