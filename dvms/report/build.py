@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -68,6 +69,26 @@ def _make_out(out_dir: Path) -> None:
         raise InputError(f"--out {str(out_dir)!r}: cannot write there (permission denied)")
 
 
+_FIGURE_STEMS = ("vivaldi", "violations", "migrations", "partitions", "power")
+_FIGURE_FILES = tuple(f"{stem}.{ext}" for stem in _FIGURE_STEMS for ext in ("png", "svg"))
+
+
+def clear_stale(out_dir: Path) -> None:
+    """Remove what a previous report wrote there: its figures (also in per-run
+    subdirectories, removed if then empty), tables and index; no other file."""
+    subs = sorted(d for d in out_dir.iterdir() if d.is_dir() and not d.is_symlink()
+                  and any((d / f).is_file() for f in _FIGURE_FILES))
+    dirs = [out_dir, *subs]
+    for d in dirs:
+        for name in _FIGURE_FILES:
+            (d / name).unlink(missing_ok=True)
+    for name in ("index.html", "metrics.md", "metrics.csv"):
+        (out_dir / name).unlink(missing_ok=True)
+    for d in dirs[1:]:
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only if the report's files were all it held
+
+
 def _stem(fn: Callable[..., Figure]) -> str:
     return fn.__name__.removeprefix("figure_")
 
@@ -83,9 +104,10 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     paths = [Path(p) for p in run_dirs]
     labels = unique_labels(paths)
     runs: list[Run] = [load_run(p, label) for p, label in zip(paths, labels, strict=True)]
-    series = [RunSeries.from_events(r.label, r.events()) for r in runs]
+    series = [RunSeries.from_events(r.label, r.events(), r.summary) for r in runs]
     out_dir = Path(out) if out is not None else default_out(paths)
     _make_out(out_dir)
+    clear_stale(out_dir)
 
     table = comparison_table(labels, [r.summary for r in runs])
     (out_dir / "metrics.md").write_text(table.markdown(), encoding="utf-8")

@@ -7,14 +7,16 @@ skipped (no data in the trace is a note, never an error).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.patches import FancyArrowPatch
 from matplotlib.ticker import MaxNLocator
 
 from dvms.report.series import RunSeries, project_2d
@@ -27,11 +29,13 @@ __all__ = [
     "figure_power",
     "figure_violations",
     "figure_vivaldi",
+    "vivaldi_data",
 ]
 
 DPI = 100
 SIZE = (11.0, 4.2)
 INTRA, INTER = "#2b8a3e", "#c92a2a"
+MIG, PART = "#111111", "#868e96"  # migrations black, partitions grey: never a site colour
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Figure:
     title: str
     files: tuple[str, ...] = ()
     note: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def _save(fig: MplFigure, out: Path, stem: str) -> tuple[str, ...]:
@@ -66,56 +71,123 @@ def _legend(ax: Axes, runs: Sequence[RunSeries]) -> None:
         ax.legend(fontsize="small")
 
 
-def figure_vivaldi(runs: Sequence[RunSeries], out: Path, stem: str = "vivaldi") -> Figure:
-    """Vivaldi map of one run: last coordinates, by site, partitions and migrations as edges."""
+def vivaldi_data(run: RunSeries) -> dict[str, Any]:
+    """The Vivaldi map's aggregated data: per-site hosts, intra and inter counts, flows.
+
+    ``sites[site]`` holds ``hosts``, ``intra`` (migrations within the site), ``inter_out``
+    and ``inter_in``; ``flows[(src_site, dst_site)]`` counts inter-site migrations.
+    """
+    sites: dict[str, dict[str, int]] = {}
+
+    def entry(site: str) -> dict[str, int]:
+        return sites.setdefault(site, {"hosts": 0, "intra": 0, "inter_out": 0, "inter_in": 0})
+
+    for node in run.coords:
+        entry(run.sites.get(node, "unknown"))["hosts"] += 1
+    flows: dict[tuple[str, str], int] = {}
+    for m in run.migrations:
+        a, b = run.sites.get(m.src, "unknown"), run.sites.get(m.dst, "unknown")
+        if a == b and not m.inter_site:
+            entry(a)["intra"] += 1
+        else:
+            entry(a)["inter_out"] += 1
+            entry(b)["inter_in"] += 1
+            flows[(a, b)] = flows.get((a, b), 0) + 1
+    return {"sites": sites, "flows": flows}
+
+
+def _vivaldi_note(run: RunSeries) -> str:
+    """Why there is no map, as the run's setup tells it (Vivaldi off, or no sample yet)."""
+    if run.vivaldi_enabled is None:
+        return "no vivaldi.coord events in the trace"
+    if not run.vivaldi_enabled:
+        return "Vivaldi off in this run"
+    period = run.coord_period_s
+    if period and period > run.t_end:
+        return f"no coordinate sample in this run (first coordinate sample at {period:g} s)"
+    return "no coordinate sample in this run"
+
+
+def figure_vivaldi(runs: Sequence[RunSeries], out: Path, stem: str = "vivaldi",
+                   partitions: bool = False) -> Figure:
+    """Vivaldi map of one run: hosts by site, per-site intra rings, inter-site flow arrows.
+
+    Drawn from aggregated data (one artist per site and per site pair, not per event);
+    ``partitions`` adds the leader–member edges of every partition.
+    """
     title = "Vivaldi map"
     run = runs[0]
     nodes = sorted(run.coords)
     if not nodes:
-        return Figure("vivaldi", title, note="no vivaldi.coord events in the trace (Vivaldi off)")
+        return Figure("vivaldi", title, note=_vivaldi_note(run))
     vecs = [run.coords[n][0] for n in nodes]
     dims = max(len(v) for v in vecs)
     vecs = [v + [0.0] * (dims - len(v)) for v in vecs]
     xy = project_2d(vecs)
     where = {n: xy[i] for i, n in enumerate(nodes)}
-    fig = MplFigure(figsize=(8.0, 7.0), layout="constrained")
+    data = vivaldi_data(run)
+    fig = MplFigure(figsize=(10.0, 7.0), layout="constrained")
     ax = fig.subplots()
-    for part in run.partitions.values():
-        for member in part.members:
-            if member != part.leader and member in where and part.leader in where:
-                a, b = where[part.leader], where[member]
-                ax.plot([a[0], b[0]], [a[1], b[1]], color="#7048e8", alpha=0.35, lw=0.8)
-    for m in run.migrations:
-        if m.src in where and m.dst in where:
-            a, b = where[m.src], where[m.dst]
-            ax.annotate(
-                "",
-                xy=(b[0], b[1]),
-                xytext=(a[0], a[1]),
-                arrowprops={"arrowstyle": "->", "color": INTER if m.inter_site else INTRA,
-                            "alpha": 0.5, "lw": 0.8},
-            )
-    sites = sorted({run.sites.get(n, "unknown") for n in nodes})
-    cmap = _colours(len(sites))
-    for k, site in enumerate(sites):
-        idx = [i for i, n in enumerate(nodes) if run.sites.get(n, "unknown") == site]
-        ax.scatter(xy[idx, 0], xy[idx, 1], s=18, color=cmap[k], label=site, zorder=3)
-    ax.plot([], [], color="#7048e8", label="partition (leader–member)")
-    ax.plot([], [], color=INTRA, label="migration intra-site")
-    ax.plot([], [], color=INTER, label="migration inter-site")
+    if partitions:
+        segs = [(where[p.leader], where[m]) for p in run.partitions.values()
+                for m in p.members if m != p.leader and m in where and p.leader in where]
+        ax.add_collection(LineCollection(segs, colors=PART, alpha=0.3, lw=0.6))
+        ax.plot([], [], color=PART, label="partition (leader–member)")
+    site_of = [run.sites.get(n, "unknown") for n in nodes]
+    names = sorted(data["sites"])
+    cmap = _colours(len(names))
+    centre: dict[str, np.ndarray] = {}
+    span = float(np.ptp(xy, axis=0).max()) or 1.0
+    for k, site in enumerate(names):
+        idx = [i for i, s in enumerate(site_of) if s == site]
+        centre[site] = xy[idx].mean(axis=0)
+        info = data["sites"][site]
+        ax.scatter(xy[idx, 0], xy[idx, 1], s=14, color=cmap[k], zorder=3,
+                   label=f"{site}: {info['hosts']} hosts, {info['intra']} intra, "
+                         f"{info['inter_out']} out / {info['inter_in']} in")
+    intra = {s: v["intra"] for s, v in data["sites"].items() if v["intra"]}
+    if intra:
+        most = max(intra.values())
+        cs = np.array([centre[s] for s in intra])
+        sizes = [80.0 + 900.0 * v / most for v in intra.values()]
+        ax.scatter(cs[:, 0], cs[:, 1], s=sizes, facecolors="none", edgecolors=MIG,
+                   linewidths=1.6, zorder=4)
+        for s, v in intra.items():
+            ax.annotate(str(v), (float(centre[s][0]), float(centre[s][1])),
+                        ha="center", va="center", fontsize="small", color=MIG, zorder=5,
+                        fontweight="bold")
+        ax.scatter([], [], s=120, facecolors="none", edgecolors=MIG, linewidths=1.6,
+                   label="intra-site migrations (ring ∝ count)")
+    flows = data["flows"]
+    if flows:
+        most = max(flows.values())
+        for (a, b), count in flows.items():
+            if a == b or a not in centre or b not in centre:
+                continue
+            ax.add_patch(FancyArrowPatch(
+                tuple(centre[a]), tuple(centre[b]), arrowstyle="-|>", mutation_scale=12,
+                connectionstyle="arc3,rad=0.15", color=MIG, alpha=0.6,
+                lw=1.0 + 3.0 * (count - 1) / max(1, most - 1), zorder=4, shrinkA=6, shrinkB=6))
+        ax.plot([], [], color=MIG, lw=2.5, label="inter-site migrations (width ∝ count)")
+    pad = 0.05 * span
+    ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
+    ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
     how = f"PCA of {dims}-D coordinates" if dims > 2 else f"{dims}-D coordinates"
     ax.set_title(f"{title} — {run.label} ({len(nodes)} nodes, {how})")
     ax.set_xlabel("component 1 (s)")
     ax.set_ylabel("component 2 (s)")
-    ax.legend(fontsize="small", loc="best")
-    return Figure("vivaldi", title, _save(fig, out, stem))
+    fig.legend(loc="outside right upper", fontsize="small")
+    return Figure("vivaldi", title, _save(fig, out, stem), data=data)
 
 
 def _colours(n: int) -> list[tuple[float, float, float, float]]:
+    """Site colours: tab10 then tab20's light shades, without the greys (partitions)."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+    tab10, tab20 = colormaps["tab10"], colormaps["tab20"]
+    palette = [tab10(i) for i in range(10) if i != 7]
+    palette += [tab20(i) for i in range(1, 20, 2) if i != 15]
+    return [palette[i % len(palette)] for i in range(n)]
 
 
 def figure_violations(runs: Sequence[RunSeries], out: Path, stem: str = "violations") -> Figure:
@@ -181,11 +253,17 @@ def figure_migrations(runs: Sequence[RunSeries], out: Path, stem: str = "migrati
     return Figure("migrations", title, _save(fig, out, stem))
 
 
+def _partitions_note(runs: Sequence[RunSeries]) -> str:
+    if any(r.scheduler == "dvms" for r in runs):
+        return "no ISP in this run"
+    return "no dissolved partitions in the trace (no DVMS)"
+
+
 def figure_partitions(runs: Sequence[RunSeries], out: Path, stem: str = "partitions") -> Figure:
     """Partition sizes at dissolve, and partition lifetimes."""
     title = "Partitions"
     if not any(r.dissolved_sizes() for r in runs):
-        return Figure("partitions", title, note="no dissolved partitions in the trace (no DVMS)")
+        return Figure("partitions", title, note=_partitions_note(runs))
     fig, (left, right) = _new()
     sizes = [s for r in runs for s in r.dissolved_sizes()]
     edges = np.arange(min(sizes) - 0.5, max(sizes) + 1.5, 1.0).tolist()

@@ -67,14 +67,33 @@ class RunSeries:
     power: list[tuple[float, float]] = field(default_factory=list)
     coords: dict[str, tuple[list[float], float]] = field(default_factory=dict)
     sites: dict[str, str] = field(default_factory=dict)
+    scheduler: str = ""
+    vivaldi_enabled: bool | None = None
+    coord_period_s: float | None = None
     _active: int = 0
 
     @classmethod
-    def from_events(cls, label: str, events: Iterable[dict[str, Any]]) -> RunSeries:
+    def from_events(cls, label: str, events: Iterable[dict[str, Any]],
+                    summary: dict[str, Any] | None = None) -> RunSeries:
+        """The series of a trace; ``summary`` (its run's) tells scheduler and Vivaldi setup."""
         series = cls(label)
+        series.configure(summary or {})
         for event in events:
             series.add(event)
         return series
+
+    def configure(self, summary: dict[str, Any]) -> None:
+        """Scheduler, Vivaldi on/off and coordinate sample period from a run's summary."""
+        scenario = summary.get("scenario")
+        scenario = scenario if isinstance(scenario, dict) else {}
+        self.scheduler = str(summary.get("scheduler") or
+                             (scenario.get("scheduler") or {}).get("name", ""))
+        vivaldi = scenario.get("vivaldi")
+        if isinstance(vivaldi, dict) and "enabled" in vivaldi:
+            self.vivaldi_enabled = bool(vivaldi["enabled"])
+        period = (scenario.get("trace") or {}).get("coord_period_s")
+        if isinstance(period, int | float) and period > 0:
+            self.coord_period_s = float(period)
 
     def add(self, event: dict[str, Any]) -> None:
         """Fold one event into the series."""
