@@ -1,4 +1,5 @@
-"""``dvms report RUN_DIR [RUN_DIR ...] [--out DIR]``: plots and tables of runs."""
+"""``dvms report RUN_DIR [RUN_DIR ...] [--out DIR]``: plots and tables of runs (or of a
+campaign: ``dvms report CAMPAIGN_DIR``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def register(subparsers: Any) -> None:
         description="Write figures, a metrics table (Markdown+CSV) and index.html for one run, "
         "or a side-by-side comparison with overlaid figures for several.",
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                        help="run directories, or one campaign directory (aggregate.csv)")
     parser.add_argument(
         "--out", default=None, help="output directory (default RUN_DIR/report for one run, "
         "./report for several)"
@@ -27,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from dvms.report import build_report
+    from dvms.report.campaign import build_campaign_report, is_campaign_dir
     from dvms.report.runs import load_run
 
+    if len(args.runs) == 1 and is_campaign_dir(args.runs[0]):
+        campaign = build_campaign_report(args.runs[0], args.out)
+        print(f"wrote {len(campaign.files)} files; open {campaign.index}")
+        return 0
     for path in args.runs:
         warning = load_run(path).warning
         if warning:
