@@ -121,3 +121,16 @@ def test_reused_out_cleared_of_stale_figures_only(tmp_path: Path) -> None:
     assert (out / "notes.txt").read_text() == "mine"
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert left == sorted([*report.written(), "notes.txt", "b/mine.txt"])
+
+
+@pytest.mark.slow
+def test_256_host_hour_report_in_5_s_shows_intra(tmp_path: Path) -> None:
+    run = simulate(tmp_path / "dvms256", 256, 3600)
+    summary = json.loads((run / "summary.json").read_text())
+    started = time.perf_counter()
+    report = build_report([run], tmp_path / "out")
+    elapsed = time.perf_counter() - started
+    vivaldi = next(f for _, f in report.figures if f.name == "vivaldi")
+    intra = sum(s["intra"] for s in vivaldi.data["sites"].values())
+    assert intra == summary["migrations_intra_site"] > 0
+    assert elapsed <= 5.0, f"256-host one-hour report took {elapsed:.1f} s"

@@ -155,7 +155,8 @@ def figure_vivaldi(runs: Sequence[RunSeries], out: Path, stem: str = "vivaldi",
         for s, v in intra.items():
             ax.annotate(str(v), (float(centre[s][0]), float(centre[s][1])),
                         ha="center", va="center", fontsize="small", color=MIG, zorder=5,
-                        fontweight="bold")
+                        fontweight="bold", bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                                 "ec": "none", "alpha": 0.8})
         ax.scatter([], [], s=120, facecolors="none", edgecolors=MIG, linewidths=1.6,
                    label="intra-site migrations (ring ∝ count)")
     flows = data["flows"]
