@@ -15,6 +15,8 @@ from dvms.report.campaign import build_campaign_report
 from tests.dashboard_browser import open_page
 from tests.test_report import png_size
 
+pytestmark = pytest.mark.slow  # real simulations, then headless Chromium
+
 METRICS = ["violations", "migrations", "energy_kwh"]
 
 
