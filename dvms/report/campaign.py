@@ -50,7 +50,10 @@ class CampaignReport:
 def is_campaign_dir(path: str | Path) -> bool:
     """A campaign's output directory: ``aggregate.csv`` and no run's ``summary.json``."""
     p = Path(path)
-    return (p / "aggregate.csv").is_file() and not (p / "summary.json").is_file()
+    try:  # an unreadable directory is no campaign (the run loader then names the problem)
+        return (p / "aggregate.csv").is_file() and not (p / "summary.json").is_file()
+    except OSError:
+        return False
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
