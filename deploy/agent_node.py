@@ -21,7 +21,7 @@ from typing import Any
 
 from deploy.agent_config import AgentConfig
 from deploy.libvirt_hv import LibvirtHypervisor
-from dvms.errors import InputError
+from dvms.errors import DvmsError, InputError
 from dvms.metrics import MetricsCollector
 from dvms.node import (
     NodePlan,
@@ -147,7 +147,11 @@ def start_node(cfg: AgentConfig) -> RunningNode:
         writer.close()
         raise InputError(f"key_dir {str(cfg.key_dir)!r}: {exc}") from exc
     transport = ZmqTransport(keys, bind=cfg.listen)
-    runtime = ThreadRuntime(seed=cfg.seed, trace=trace, transport=transport)
+    try:
+        runtime = ThreadRuntime(seed=cfg.seed, trace=trace, transport=transport)
+    except PeerActorError as exc:
+        writer.close()
+        raise DvmsError(f"agent {cfg.node}: {exc}") from exc
     for peer in cfg.peers:
         runtime.add_route(peer.node, peer.address)
     hv = LibvirtHypervisor(

@@ -130,7 +130,11 @@ class ThreadRuntime:
         self._started_at = time.monotonic()
         self._clock = TimerThread("peeractor-clock", self.fail)
         if transport is not None:
-            transport.start(self)
+            try:
+                transport.start(self)
+            except BaseException:
+                self._clock.close()
+                raise
 
     # -- nodes -------------------------------------------------------------------------
 

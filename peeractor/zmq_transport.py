@@ -135,9 +135,15 @@ class ZmqTransport:
         pull.setsockopt(zmq.LINGER, 0)
         pull.setsockopt(zmq.MAXMSGSIZE, self.max_socket_bytes)
         self._monitor = pull.get_monitor_socket(_WATCHED)
-        pull.bind(self.bind)
-        self.endpoint = pull.getsockopt_string(zmq.LAST_ENDPOINT)
         self._pull = pull
+        try:
+            pull.bind(self.bind)
+        except zmq.ZMQError as exc:
+            # The authenticator's thread would keep the process alive: undo everything.
+            self.close()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise PeerActorError(f"cannot listen on {self.bind}: {reason}") from exc
+        self.endpoint = pull.getsockopt_string(zmq.LAST_ENDPOINT)
         self._thread = threading.Thread(
             target=self._receive_loop, name="peeractor-zmq", daemon=True
         )

@@ -104,3 +104,19 @@ def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
         proc.stderr.startswith(f"dvms agent: error: {path}: planner 'nope.nothing:Cls': "
                                "cannot import 'nope.nothing'"), proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_an_agent_whose_port_is_taken_exits_1_with_one_line(tmp_path: Path) -> None:
+    """The ZeroMQ bind fails: the agent says so and exits (no thread keeps it alive)."""
+    keys = tmp_path / "keys"
+    generate_run_keys(keys)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = start(config(tmp_path, "a0", {"a0": port, "a1": free_port()}, keys))
+        out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 1, out
+    lines = out.strip().splitlines()
+    assert lines == [f"dvms agent: error: agent a0: cannot listen on tcp://127.0.0.1:{port}: "
+                     "Address already in use"], out
