@@ -42,6 +42,9 @@ class LabNode:
     flops: float = 1.0e10
     netns: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    cgroup: str = ""
+    """The cgroup (v2 directory, absolute) holding the node's libvirtd and qemus: the fake
+    Kwapi's watts follow its CPU time ("": an idle node)."""
 
     @property
     def short(self) -> str:
