@@ -5,7 +5,7 @@
     dvms g5k deploy EXP.toml             # kadeploy (KO hosts dropped), libvirt
     dvms g5k status [EXP.toml]           # JSON: jobs, hosts OK/KO with reasons, timings
     dvms g5k release EXP.toml            # oardel what was reserved (idempotent)
-    dvms g5k lab up [--sites N] [--nodes 2,3] [--platform FILE] | down | status
+    dvms g5k lab up [--sites N] [--nodes 2,3] [--platform FILE] [--libvirt] | down | status
     dvms g5k lab fault NAME VALUE        # flip a fault switch of a running lab
 
 ``--workdir`` holds the experiment's state (default /var/tmp/dvms-g5k) or the lab
@@ -62,6 +62,13 @@ def register(subparsers: Any) -> None:
     p_up.add_argument("--start-delay-s", type=float, default=None,
                       help="seconds between a job's submission and its start (default 2, "
                            "or the platform file's)")
+    p_up.add_argument("--libvirt", action="store_true",
+                      help="tier F: every node a real hypervisor (netns + own libvirtd, one "
+                           "L2 over the sites, guest image v2); needs root")
+    p_up.add_argument("--prefix", default="g5klab",
+                      help="--libvirt: namespace/cgroup prefix (default g5klab)")
+    p_up.add_argument("--delay-ms", type=float, default=5.0,
+                      help="--libvirt: one-way delay between sites (default 5 ms)")
     p_down = lab_sub.add_parser("down", help="stop the lab (safe to repeat)")
     p_lst = lab_sub.add_parser("status", help="the lab as JSON")
     p_fault = lab_sub.add_parser("fault", help="set a fault switch (see docs/g5k.md)")
@@ -97,7 +104,8 @@ def _lab(args: argparse.Namespace) -> int:
                 raise InputError(f"--start-delay-s {args.start_delay_s}: expected 0..3600")
             spec = LabSpec(sites=spec.sites, start_delay_s=args.start_delay_s,
                            kadeploy_s=spec.kadeploy_s)
-        state = lab.up(spec, workdir)
+        state = lab.up(spec, workdir, libvirt=args.libvirt, prefix=args.prefix,
+                       delay_ms=args.delay_ms)
         print(f"lab up in {state.workdir}: API {state.api_uri}, ssh config {state.ssh_config}")
         for site in spec.sites:
             print(f"  {site.frontend}: " + ", ".join(
