@@ -135,7 +135,7 @@ def _error(table: dict[str, Any]) -> str:
      "hosts.deploy_timeout_s = -1.0: must be a number > 0"),
     ({"name": "my job"}, "name = 'my job': must be letters, digits, '_', '.', '-'"),
     ({"seed": -1}, "seed = -1: must be an integer in [0, 2^63)"),
-    ({"frontend": "x"}, "frontend: unknown key; allowed: agents, dvms, hosts, hypervisor, load, "
+    ({"frontend": "x"}, "frontend: unknown key; allowed: agents, dvms, hosts, load, "
      "monitor, name, overlay, platform, reservation, scheduler, seed, stress, vivaldi, vms"),
     ({"scheduler": {"name": "centralised"}}, "scheduler.name = 'centralised': must be one of "
      "centralized, dvms, hierarchical, none or package.module:SPEC"),

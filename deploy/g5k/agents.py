@@ -49,6 +49,7 @@ __all__ = [
     "agent_dir",
     "load_agents",
     "probe_hosts",
+    "run_each",
     "running_agents",
     "start_agents",
     "stop_agents",
@@ -301,7 +302,7 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
     for c in configs:  # a copy of what each node runs, for the user
         (local / f"{c.node}.toml").write_text(render_agent_config(c))
     scripts = {c.node: _start_script(cfg, c, key_dir) for c in configs}
-    for c, r in zip(configs, _run_each([by_node[c.node] for c in configs],
+    for c, r in zip(configs, run_each([by_node[c.node] for c in configs],
                                        [scripts[c.node] for c in configs], timeout_s),
                     strict=True):
         word, pid, _ = _report(r.output)
@@ -317,7 +318,7 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
     return records
 
 
-def _run_each(hosts: Sequence[str], scripts: Sequence[str],
+def run_each(hosts: Sequence[str], scripts: Sequence[str],
               timeout_s: float) -> list[session.RunResult]:
     """One ssh per host, each with its own script, in parallel."""
     from concurrent.futures import ThreadPoolExecutor
@@ -334,7 +335,7 @@ def _wait_listening(configs: Sequence[AgentConfig], records: Mapping[str, AgentR
     deadline = time.monotonic() + deadline_s
     while pending:
         names = list(pending)
-        results = _run_each([by_node[n] for n in names],
+        results = run_each([by_node[n] for n in names],
                             [_check_script(records[n].command, pending[n]) for n in names],
                             timeout_s)
         for name, r in zip(names, results, strict=True):
@@ -362,7 +363,7 @@ def running_agents(state: ExperimentState, *, timeout_s: float = 60.0) -> dict[s
     scripts = [f"d={shlex.quote(records[n].dir)}\npid=$(cat \"$d/agent.pid\" 2>/dev/null)\n"
                f"if {_alive_test(records[n].command)}; then echo 'DVMS agent alive'; "
                f"else echo 'DVMS agent absent'; fi" for n in names]
-    results = _run_each([records[n].host for n in names], scripts, timeout_s)
+    results = run_each([records[n].host for n in names], scripts, timeout_s)
     return {n: _report(r.output)[0] == "alive" for n, r in zip(names, results, strict=True)}
 
 
@@ -374,7 +375,7 @@ def stop_agents(exp: Experiment, state: ExperimentState, *, timeout_s: float = 1
     names = [n for n in records if only is None or n in only]
     if not names:
         return []
-    results = _run_each([records[n].host for n in names],
+    results = run_each([records[n].host for n in names],
                         [_stop_script(records[n].dir, records[n].command,
                                       exp.agents.stop_timeout_s)
                          for n in names], timeout_s)

@@ -43,7 +43,7 @@ __all__ = [
 PARIS = ZoneInfo("Europe/Paris")
 """Grid'5000's time zone: OAR dates and the charter are in it."""
 
-EXTRA_TABLES = ("vms", "stress", "load", "hypervisor")
+EXTRA_TABLES = ("vms", "stress", "load")
 """Tables of the later steps, kept raw in ``Experiment.extra`` (their modules parse them)."""
 
 _ELEMENT = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$")
@@ -238,7 +238,7 @@ class Experiment:
     reservation: ReservationConfig
     hosts: HostsConfig
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """The later steps' tables (``vms``, ``stress``, ``load``, ``hypervisor``), parsed by
+    """The later steps' tables (``vms``, ``stress``, ``load``), parsed by
     their modules."""
     agents: AgentsConfig = dataclasses.field(default_factory=AgentsConfig)
     node_tables: Mapping[str, Any] = dataclasses.field(default_factory=dict)
