@@ -155,12 +155,15 @@ def _until_deploy(run: Run) -> None:
     run.loopback_pool()
 
 
-def test_a_failed_step_then_a_rerun_resumes_release_cleans_twice(run: Run) -> None:
+@pytest.mark.slow
+def test_a_failed_step_resumes_then_ctrl_c_in_load_keeps_the_state_release_cleans(
+        run: Run) -> None:
     _until_deploy(run)
     steps = run.status()["steps"]
     assert {s for s, r in steps.items() if r["status"] == "done"} >= {"reserve", "deploy"}
     oarsubs, kadeploys = run.count("oarsub"), run.count("kadeploy3")
-    with socket.socket() as squatter:  # the second host's agent port is taken
+    # 1. a step fails (the second host's agent port is taken): the state is kept (--keep)
+    with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", run.port + 1))
         squatter.listen(1)
@@ -176,15 +179,14 @@ def test_a_failed_step_then_a_rerun_resumes_release_cleans_twice(run: Run) -> No
     assert state["steps"]["start"]["status"] == "failed"
     assert len(state["vms"]["ok"]) == 6 and len(run.vm_pids()) == 6  # --keep: all kept
     assert [j["state"] for j in state["jobs"]] == ["submitted", "submitted"]
+    # 2. the re-run resumes at the failed step: nothing done twice
     starts = run.starts()
-    t0 = time.monotonic()
     again = run.dvms("run", str(run.exp), "--steps", STEPS_L)
-    resumed_s = time.monotonic() - t0
     assert again.returncode == 0, again.stderr
     for step in ("plan", "reserve", "deploy", "vms"):
         assert f"{step}: done before, skipped" in again.stdout
     assert (run.count("oarsub"), run.count("kadeploy3"), run.starts()) == (
-        oarsubs, kadeploys, starts)  # nothing done twice
+        oarsubs, kadeploys, starts)
     state = run.status()
     assert all(state["steps"][s]["status"] == "done" for s in ("vms", "start", "collect"))
     assert {a["state"] for a in state["agents"].values()} == {"stopped"}
@@ -198,23 +200,10 @@ def test_a_failed_step_then_a_rerun_resumes_release_cleans_twice(run: Run) -> No
     assert {ln.split(",")[0] for ln in power[1:]} == {
         "fcla-1.fsite1.grid5000.fr", "fcla-2.fsite1.grid5000.fr",
         "fclb-1.fsite2.grid5000.fr", "fclb-2.fsite2.grid5000.fr"}
-    vm_pids = run.vm_pids()
-    released = run.dvms("release", str(run.exp))
-    assert released.returncode == 0, released.stderr
-    assert "6 VMs destroyed" in released.stdout and "jobs deleted" in released.stdout
-    assert not any(_alive(p) for p in vm_pids)
-    assert not any(j["state"] in ("Running", "Waiting") for j in run.lab.status()["jobs"])
-    twice = run.dvms("release", str(run.exp))
-    assert twice.returncode == 0 and "nothing (no agent, VM or job)" in twice.stdout
-    assert resumed_s < 60
-
-
-def test_ctrl_c_during_load_keeps_the_state_and_release_cleans(run: Run) -> None:
-    _until_deploy(run)
-    up = run.dvms("run", str(run.exp), "--steps", "vms,start", "--keep")
+    # 3. agents again, then Ctrl-C during load: the state is kept
+    up = run.dvms("start", str(run.exp))
     assert up.returncode == 0, up.stderr
-    agents = run.status()["agents"]
-    pids = [a["pid"] for a in agents.values()]
+    pids = [a["pid"] for a in run.status()["agents"].values()]
     assert len(pids) == 4 and all(_alive(p) for p in pids)
     events = run.lab.tmp / "events.jsonl"
     events.write_text('{"t": 60, "vm": "vm-1", "load": 70}\n')
@@ -235,16 +224,18 @@ def test_ctrl_c_during_load_keeps_the_state_and_release_cleans(run: Run) -> None
     state = run.status()
     assert state["steps"]["load"]["status"] == "failed"
     assert state["steps"]["load"]["error"] == "KeyboardInterrupt"
-    assert all(_alive(p) for p in pids) and len(run.vm_pids()) == 6  # kept
-    assert [j["state"] for j in state["jobs"]][-2:] == ["submitted", "submitted"]
+    assert all(_alive(p) for p in pids) and len(run.vm_pids()) == 6
+    assert [j["state"] for j in state["jobs"]] == ["submitted", "submitted"]
+    # 4. release: agents, VMs, jobs; twice: nothing
     vm_pids = run.vm_pids()
     released = run.dvms("release", str(run.exp))
     assert released.returncode == 0, released.stderr
     assert "agents stopped" in released.stdout and "6 VMs destroyed" in released.stdout
+    assert "jobs deleted" in released.stdout
     assert not any(_alive(p) for p in pids + vm_pids)
     assert not any(j["state"] in ("Running", "Waiting") for j in run.lab.status()["jobs"])
     twice = run.dvms("release", str(run.exp))
-    assert twice.returncode == 0 and "nothing" in twice.stdout
+    assert twice.returncode == 0 and "nothing (no agent, VM or job)" in twice.stdout
 
 
 def test_bad_steps_are_one_line_exit_2(run: Run) -> None:
@@ -253,3 +244,18 @@ def test_bad_steps_are_one_line_exit_2(run: Run) -> None:
     assert error_line(proc) == ("dvms g5k: error: --steps 'plan,bogus': unknown step 'bogus'; "
                                 "steps: plan, reserve, deploy, vms, stress, start, load, "
                                 "collect")
+
+
+def test_a_failing_run_releases_unless_kept(run: Run) -> None:
+    run.lab.fault(kadeploy_fail_sites=["fsite1", "fsite2"])  # every node fails kadeploy
+    try:
+        proc = run.dvms("run", str(run.exp), "--until", "vms")
+    finally:
+        run.lab.clear_faults()
+    assert proc.returncode == 1, proc.stderr
+    assert "run failed: releasing (use --keep to keep the reservation)" in proc.stderr
+    state = run.status()
+    assert state["steps"]["deploy"]["status"] == "failed"
+    assert state["steps"]["reserve"]["status"] == "released"
+    assert {j["state"] for j in state["jobs"]} == {"deleted"}
+    assert not any(j["state"] in ("Running", "Waiting") for j in run.lab.status()["jobs"])

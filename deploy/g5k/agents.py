@@ -286,7 +286,11 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
     cfg = exp.agents
     key_dir = state.workdir / "keys"
     generate_run_keys(key_dir)
-    probes = probe_hosts([n.name for n in nodes], timeout_s=timeout_s)
+    hosts = [n.name for n in nodes]
+    if cfg.address == "auto" or not cfg.libvirt_uri:
+        probes = probe_hosts(hosts, timeout_s=timeout_s)
+    else:  # nothing to read on the nodes
+        probes = {h: HostProbe(cfg.address, cfg.libvirt_uri) for h in hosts}
     configs = agent_configs(exp, nodes, probes, key_dir)
     by_node = {n.short: n.name for n in nodes}
     records = {c.node: AgentRecord(by_node[c.node], c.node, c.listen, str(c.output_dir),

@@ -5,8 +5,9 @@ recorded in ``state.steps`` before it acts (``ExperimentState.step``: running, t
 failed with its error) by the step itself; ``run_steps`` skips the steps already done, so a
 re-run after a failure resumes at the failed step. ``run`` releases everything on a failure
 or Ctrl-C unless ``keep``; ``release_all`` stops the agents, destroys the VMs and deletes
-the jobs, then forgets the steps (a later ``run`` starts a new reservation); it is safe to
-repeat. The load events applied are logged to ``WORKDIR/loads.jsonl`` for ``collect``.
+the jobs, then marks the done steps ``released`` (kept with their timings; a later ``run``
+starts a new reservation); it is safe to repeat. The load events applied are logged to
+``WORKDIR/loads.jsonl`` for ``collect``.
 """
 
 from __future__ import annotations
@@ -318,9 +319,10 @@ def release_all(ctx: Context) -> list[str]:
     deleted = release(ctx.exp, state)
     if deleted:
         done.append("jobs deleted: " + ", ".join(deleted))
-    if done:
+    if done:  # the records stay (timings), but a later run redoes every step
         for step in STEPS:
-            state.steps.pop(step, None)
+            if state.steps.get(step, {}).get("status") == "done":
+                state.steps[step]["status"] = "released"
         state.save()
     return done
 
