@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from deploy.g5k.config import Experiment, load_experiment, parse_experiment
 from deploy.g5k.lab import lab as lab_mod
 from deploy.g5k.lab.power import IDLE_W
 from deploy.g5k.lab.spec import LabSpec, default_spec
+from deploy.g5k.live import AgentTail, serve_agents
 from deploy.g5k.platform import Node, load_platform
 from deploy.g5k.state import ExperimentState, HostRecord
 from dvms.errors import DvmsError
@@ -191,6 +193,7 @@ def test_agents_start_over_ssh_rerun_leaves_them_stop_leaves_nothing(world: Worl
     assert header["site"] == "fsite2" and header["scheduler"] == "dvms"
     again = agents.start_agents(exp, state, nodes)
     assert {n: r.pid for n, r in again.items()} == pids  # left alone
+    _live_view_follows_the_agents(state)
     assert agents.running_agents(state) == dict.fromkeys(pids, True)
     assert agents.stop_agents(exp, state) == []
     assert not any(_alive(p) for p in pids.values() if p is not None)
@@ -199,6 +202,34 @@ def test_agents_start_over_ssh_rerun_leaves_them_stop_leaves_nothing(world: Worl
     assert summary["status"] == "complete"
     assert agents.stop_agents(exp, state) == []  # twice: a no-op
     assert started_s < 30
+
+
+def _live_view_follows_the_agents(state: ExperimentState) -> None:
+    """The dashboard on a free port, fed by the running agents' traces over ssh."""
+    port = _free_port_base(1)
+    lines: list[str] = []
+    stop = serve_agents(state, port, period_s=0.5, progress=lines.append)
+    try:
+        assert lines == [f"dashboard: http://127.0.0.1:{port}/ (live, from the agents' traces)"]
+        deadline, status = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status",
+                                            timeout=5) as r:
+                    status = json.loads(r.read())
+                if status.get("counters", {}).get("events", 0) >= 1:
+                    break
+            time.sleep(0.5)
+        assert status["mode"] == "live" and status["counters"]["events"] >= 1, status
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
+    finally:
+        stop()
+    tail = AgentTail(state)
+    events = tail.poll()
+    assert sorted(tail.t0) == ["fcla-1", "fcla-2", "fclb-1"]  # every agent's header read
+    assert events and [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert all(e["t"] >= 0 for e in events)  # on the earliest agent's clock
 
 
 def test_an_agent_that_cannot_bind_names_its_host(world: World) -> None:
