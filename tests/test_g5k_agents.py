@@ -274,12 +274,40 @@ def test_an_agent_killed_mid_run_still_gives_a_run(world: World) -> None:
     nodes_seen = {e.get("node") for e in events}
     assert {"fcla-1", "fclb-1"} <= nodes_seen
     assert any(e["type"] == "load" and e.get("vm") == "vm-1" for e in events)
-    assert (out / "power.csv").read_text().startswith("host,timestamp,watts\n")
+    power = (out / "power.csv").read_text().splitlines()
+    assert power[0] == "host,timestamp,watts"
+    assert {ln.split(",")[0] for ln in power[1:]} == set(HOSTS)  # the fake Kwapi, every host
+    watts = [e for e in events if e["type"] == "power"]
+    assert watts and {e["hosts_on"] for e in watts} <= {1, 2, 3} and max(
+        e["hosts_on"] for e in watts) == 3  # summed per second into the trace
     proc = subprocess.run([sys.executable, "-m", "dvms", "report", str(out)],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert (out / "report" / "index.html").exists()
+    assert (out / "report" / "power.png").exists()  # the hosts' power, from the trace
+
+
+def test_load_events_follow_the_migrations_of_their_vm(tmp_path: Path) -> None:
+    from deploy.g5k.collect import load_events_of, power_events
+    from deploy.g5k.vmdeploy import VmRecord, VmsRun
+
+    rs = VmsRun({"vm-1": VmRecord("fcla-1.fsite1.grid5000.fr", "10.0.0.1", "m", "OK"),
+                 "vm-2": VmRecord("fclb-1.fsite2.grid5000.fr", "10.0.0.2", "n", "OK")})
+    origin = 1000.0
+    loads = tmp_path / "loads.jsonl"
+    loads.write_text("".join(json.dumps({"t_unix": origin + t, "host": "fcla-1", "vm": vm,
+                                         "load": 70.0}) + "\n"
+                             for t, vm in ((2, "vm-1"), (8, "vm-1"), (9, "vm-2"))))
+    moves = [{"t": 5.0, "type": "migration.end", "node": "fcla-1", "vm": "vm-1",
+              "src": "fcla-1", "dst": "fclb-1"}]
+    got = load_events_of(loads, moves, origin, rs)
+    assert [(e["t_unix"], e["vm"], e["host"]) for e in got] == [
+        (1002.0, "vm-1", "fcla-1"), (1008.0, "vm-1", "fclb-1"), (1009.0, "vm-2", "fclb-1")]
+    assert all(e["type"] == "load" and e["node"] == e["host"] for e in got)
+    assert power_events({"a": [(10, 100.0), (11, 120.0)], "b": [(10, 95.0)]}) == [
+        {"t_unix": 10.0, "type": "power", "node": "world", "total_w": 195.0, "hosts_on": 2},
+        {"t_unix": 11.0, "type": "power", "node": "world", "total_w": 120.0, "hosts_on": 1}]
 
 
 @pytest.mark.skipif(not _cgroup_usable(), reason="needs root and a cgroup v2 hierarchy")

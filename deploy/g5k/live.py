@@ -32,6 +32,8 @@ class AgentTail:
         self.seen: dict[str, int] = dict.fromkeys(self.records, 0)
         self.t0: dict[str, float] = {}
         self.loads_seen = 0
+        self.vm_host: dict[str, str] = {}
+        """Where the agents' migrations put each VM (``migration.end`` seen so far)."""
 
     def origin(self) -> float | None:
         return min(self.t0.values()) if self.t0 else None
@@ -60,6 +62,11 @@ class AgentTail:
                for n, e in fresh]
         out += self._loads(origin)
         out.sort(key=lambda e: e["t"])
+        for e in out:  # a load event is logged with the VM's first host: follow migrations
+            if e.get("type") == "migration.end":
+                self.vm_host[str(e["vm"])] = str(e["dst"])
+            elif e.get("type") == "load" and str(e.get("vm")) in self.vm_host:
+                e["host"] = e["node"] = self.vm_host[str(e["vm"])]
         return out
 
     def _loads(self, origin: float) -> list[dict[str, Any]]:
