@@ -195,9 +195,11 @@ def cluster_summary(
     *,
     vms_lost: int,
     truncated: list[str],
+    kind: str = "cluster",
 ) -> dict[str, Any]:
     """The cluster run's ``summary.json`` (``dvms.summary.build_summary``): counts from the
-    merged ``events``, messages summed over the agents' summaries (``agents``, by name).
+    merged ``events``, messages summed over the agents' summaries (``agents``, by name);
+    ``spec`` goes under ``scenario[kind]`` (``g5k`` for a Grid'5000 run).
 
     Keys a real cluster cannot know (``energy_kwh``, ...) are null. The status is
     ``interrupted`` when an agent's trace was cut short or its summary is missing.
@@ -216,7 +218,7 @@ def cluster_summary(
     incomplete = sorted(set(truncated) | {a for a, s in agents.items() if not s})
     fields: dict[str, Any] = {
         "seed": spec.get("seed", 1),
-        "scenario": {"cluster": spec},
+        "scenario": {kind: spec},
         "hosts": hosts,
         "vms": vms,
         "sites": len(sites - {None}) or 1,

@@ -44,7 +44,7 @@ from deploy.g5k.lab.spec import LabSpec
 from dvms.config import toml_value
 from dvms.errors import DvmsError, InputError
 
-__all__ = ["DEFAULT_LAB", "LabState", "down", "platform_table", "status", "up"]
+__all__ = ["DEFAULT_LAB", "LabState", "agents_table", "down", "platform_table", "status", "up"]
 
 DEFAULT_LAB = Path("/var/tmp/dvms-g5k-lab")
 STATE = "lab.json"
@@ -212,7 +212,23 @@ def _write_examples(state: LabState, spec: LabSpec) -> None:
     if state.libvirt:
         image = guest.build_g5k_image(Path(state.image_cache))
         example += "\n" + hypervisors.vms_table(image, state.workdir / GUEST_INITRD, total)
+    example += "\n" + agents_table(state)
     (state.workdir / "experiment.toml").write_text(example)
+
+
+def agents_table(state: LabState) -> str:
+    """The ``[agents]`` table of a lab experiment: this machine's interpreter and tree (the
+    shared filesystem is the nodes' install); tier L: loopback ports and libvirt's test
+    driver; tier F: each host's own address and daemon, peers by address."""
+    root = Path(deploy.__file__).resolve().parent.parent
+    values: dict[str, Any] = {"python": state.python, "pythonpath": str(root)}
+    if state.libvirt:
+        values |= {"peer_uri": "qemu+tcp://{address}/system", "migration_storage": "copy-inc"}
+    else:
+        values |= {"address": "127.0.0.1", "libvirt_uri": "test:///default",
+                   "migration_storage": "shared"}
+    values["remote_dir"] = str(state.workdir / "agents")
+    return "[agents]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
 
 
 def up(spec: LabSpec, workdir: Path = DEFAULT_LAB, *, timeout_s: float = 15.0,
