@@ -193,7 +193,7 @@ def _world(hvlab: HvLab) -> tuple[ExperimentState, list[Node], dict[str, Any]]:
 def test_vms_step_boots_v2_guests_ssh_disk_stress_and_a_silent_vm(hvlab: HvLab) -> None:
     state, nodes, table = _world(hvlab)
     set_fault(hvlab.dir, "silent_vms", "vm-3")
-    cfg = parse_vms({**table, "count": 3, "boot_timeout_s": 12.0, "min_vms_ratio": 0.6})
+    cfg = parse_vms({**table, "count": 3, "boot_timeout_s": 15.0, "min_vms_ratio": 0.6})
     progress: list[str] = []
     t0 = time.monotonic()
     rs = deploy_vms(1, state, cfg, nodes, POOL, hv=hypervisor_of(cfg, poll_s=0.5),
@@ -204,7 +204,8 @@ def test_vms_step_boots_v2_guests_ssh_disk_stress_and_a_silent_vm(hvlab: HvLab) 
         "vm-1": (A, "OK"), "vm-2": (B, "OK"), "vm-3": (A, "KO")}
     assert (rs.vms["vm-3"].step, rs.vms["vm-3"].reason) == (
         "live", "no answer on port 22 after one restart")
-    assert any("restarting 1 VMs silent on port 22: vm-3" in p for p in progress)
+    # vm-3 restarted once (a loaded machine may also restart a slow booter: it is OK then)
+    assert any(p.startswith("restarting ") and "vm-3" in p for p in progress), progress
     assert (hvlab.exp / "vms.list").read_text().splitlines() == [
         "10.27.216.1\tvm-1", "10.27.216.2\tvm-2"]
     # boot-to-ssh of one more guest, timed alone
@@ -258,6 +259,9 @@ def test_live_migration_copy_inc_across_sites_keeps_address_and_stress(hvlab: Hv
     assert r.returncode == 0 and r.stdout.split() == ["1", "booted"], r.stdout + r.stderr
     # the disk really moved: the overlay now exists on the destination host
     assert "vm-1.qcow2" in hvlab.ssh(B, "ls /var/lib/dvms-lab-vms").stdout.split()
+    for host in (A, B):  # guests' taps never change a host's MAC (see _host_bridge)
+        macs = hvlab.ssh(host, "cat /sys/class/net/br0/address /sys/class/net/eth0/address")
+        assert len(set(macs.stdout.split())) == 1, macs.stdout
 
 
 def test_storage_copy_migration_failing_leaves_vm_at_source_traced(hvlab: HvLab) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,19 @@ from deploy.cluster import ClusterState, _warm_up, require_root
 from deploy.cluster import down as cluster_down
 from deploy.cluster_libvirtd import LibvirtdHost, cgroup_controller_mounts
 from deploy.g5k.lab.spec import GLOBAL_VLAN, LabNode, LabSpec, global_vlan_cidr
+from deploy.guest_image_g5k import G5kGuestImage
+from dvms.config import toml_value
 from dvms.errors import DvmsError, InputError
 
-__all__ = ["DISK_DIR", "HV_DIR", "attach", "control_ip", "down", "hosts", "ssh_block",
-           "status", "up"]
+__all__ = ["DISK_DIR", "GUEST_CMDLINE", "HV_DIR", "attach", "control_ip", "down", "hosts",
+           "ssh_block", "status", "up", "virsh_wrapper", "vms_table"]
 
 HV_DIR = "hv"
 DISK_DIR = "/var/lib/dvms-lab-vms"
 """The host-local directory of every lab hypervisor (a private bind mount per host)."""
+GUEST_CMDLINE = "console=ttyS0 quiet panic=-1 dvms.prefix=18"
+"""The guests' kernel command line; the ``vms`` step adds ``dvms.ip=`` per VM (the
+global KaVLAN block is a /18)."""
 
 
 def _vlan_cidr(spec: LabSpec) -> str:
@@ -108,7 +114,17 @@ def attach(spec: LabSpec, workdir: Path, prefix: str) -> LabSpec:
 
 
 def up(spec: LabSpec, workdir: Path, prefix: str, delay_ms: float = 5.0) -> ClusterState:
-    """Build the hypervisors of ``spec`` (already ``attach``-ed); undone by ``down``."""
+    """Build the hypervisors of ``spec`` (already ``attach``-ed); undone by ``down``. A
+    command failing is a ``DvmsError`` naming it and its message."""
+    try:
+        return _up(spec, workdir, prefix, delay_ms)
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or "").strip().splitlines()
+        raise DvmsError(f"lab: {' '.join(map(str, exc.cmd))} failed: "
+                        f"{detail[-1] if detail else f'exit {exc.returncode}'}") from exc
+
+
+def _up(spec: LabSpec, workdir: Path, prefix: str, delay_ms: float) -> ClusterState:
     require_root()
     if not 0 <= delay_ms <= 1000:
         raise InputError(f"--delay-ms {delay_ms}: expected 0..1000 (one way between sites)")
@@ -176,8 +192,15 @@ def _netem(state: ClusterState, dev: str, ms: float) -> None:
 
 
 def _host_bridge(ns: str, ip: str, prefixlen: int) -> None:
-    """``br0`` in the host namespace, enslaving ``eth0`` and taking its address."""
-    for cmd in (["link", "add", net.BRIDGE, "type", "bridge"],
+    """``br0`` in the host namespace, enslaving ``eth0`` and taking its IP address and its
+    MAC address, set explicitly: a bridge with no set address takes its ports' lowest, and
+    a guest's tap (``fe:`` + the guest's MAC) may be lower than a random ``eth0``'s; the
+    host's MAC would then change as guests come and go, and equal the tap of the same
+    guest migrating in on another host (that host then keeps this one's frames: the
+    daemons' connection stalls until libvirt's keepalive kills the migration)."""
+    out = net.run(["ip", "-n", ns, "-o", "link", "show", "eth0"]).stdout.split()
+    mac = out[out.index("link/ether") + 1]
+    for cmd in (["link", "add", net.BRIDGE, "address", mac, "type", "bridge"],
                 ["link", "set", "eth0", "master", net.BRIDGE],
                 ["addr", "del", f"{ip}/{prefixlen}", "dev", "eth0"],
                 ["addr", "add", f"{ip}/{prefixlen}", "dev", net.BRIDGE],
@@ -198,6 +221,57 @@ def ssh_block(spec: LabSpec, prefix: str, user_key: Path) -> list[str]:
             "  StrictHostKeyChecking no",
             "  UserKnownHostsFile /dev/null",
             "  LogLevel ERROR"]
+
+
+def virsh_wrapper(path: Path, python: str, faults: Path) -> None:
+    """``virsh`` of the nodes' sessions (``LAB/bin`` is first on their PATH): the real one,
+    except that ``virsh define F.xml`` of a VM named in the fault switch ``silent_vms``
+    first adds ``dvms.sshd=0`` to its kernel command line (a VM that boots but never
+    answers on port 22)."""
+    helper = path.with_name("silent-vm.py")
+    helper.write_text(
+        "import json, sys\n"
+        "faults, xml = sys.argv[1], sys.argv[2]\n"
+        "vm = xml.rsplit('/', 1)[-1].removesuffix('.xml')\n"
+        "try:\n"
+        "    silent = json.load(open(faults)).get('silent_vms', [])\n"
+        "except (OSError, ValueError):\n"
+        "    silent = []\n"
+        "if vm in silent:\n"
+        "    text = open(xml).read()\n"
+        "    open(xml, 'w').write(text.replace('</cmdline>', ' dvms.sshd=0</cmdline>', 1))\n")
+    path.write_text(
+        "#!/bin/sh\n"
+        "# lab stand-in (tier F): the real virsh; see deploy/g5k/lab/hypervisors.py\n"
+        'prev=""\n'
+        'for a in "$@"; do\n'
+        '  if [ "$prev" = define ] && [ -f "$a" ]; then\n'
+        f"    '{python}' '{helper}' '{faults}' \"$a\"\n"
+        "  fi\n"
+        "  prev=$a\n"
+        "done\n"
+        'exec /usr/bin/virsh "$@"\n')
+    path.chmod(0o755)
+
+
+def vms_table(image: G5kGuestImage, initrd: Path, hosts: int) -> str:
+    """The example experiment's ``[vms]`` table: guest image v2 booted directly by TCG,
+    disks and staged backing file in each host's own ``DISK_DIR``."""
+    values = {
+        "count": 2 * max(1, hosts),
+        "template": {"mem_mib": 128, "vcpus": 1, "disk_gib": 1},
+        "backing_file": str(image.backing),
+        "distribution": "round-robin",
+        "disk_dir": DISK_DIR,
+        "stage_dir": DISK_DIR,
+        "boot_timeout_s": 60.0,
+        "min_vms_ratio": 0.8,
+        "domain_type": "qemu",
+        "kernel": str(image.kernel),
+        "initrd": str(initrd),
+        "cmdline": GUEST_CMDLINE,
+    }
+    return "[vms]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
 
 
 def down(workdir: Path) -> list[str]:

@@ -51,8 +51,6 @@ STATE = "lab.json"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GUEST_INITRD = "guest/initrd.gz"
 """Tier F: the guest image v2's initramfs with the lab's authorized key."""
-GUEST_CMDLINE = "console=ttyS0 quiet panic=-1 dvms.prefix=18"
-"""Tier F: the guests' kernel command line; the ``vms`` step adds ``dvms.ip=`` per VM."""
 
 
 @dataclass(slots=True)
@@ -171,7 +169,7 @@ def _write_files(state: LabState, spec: LabSpec) -> None:
                    f"  ProxyCommand {proxy} {lab} node %h"]
     if state.libvirt:
         blocks += hypervisors.ssh_block(spec, state.prefix, state.key)
-        _virsh_wrapper(lab / "bin" / "virsh", state)
+        hypervisors.virsh_wrapper(lab / "bin" / "virsh", state.python, lab / FAULTS)
     blocks += ["Host *.grid5000.fr",
                f"  User {state.user}",
                f"  IdentityFile {state.key}",
@@ -182,36 +180,6 @@ def _write_files(state: LabState, spec: LabSpec) -> None:
                "  LogLevel ERROR",
                ""]
     state.ssh_config.write_text("\n".join(blocks))
-
-
-def _virsh_wrapper(path: Path, state: LabState) -> None:
-    """``virsh`` of the nodes' sessions: the real one, except that ``virsh define F.xml``
-    of a VM named in the fault switch ``silent_vms`` first adds ``dvms.sshd=0`` to its
-    kernel command line (the VM that boots but never answers on port 22)."""
-    helper = path.with_name("silent-vm.py")
-    helper.write_text(
-        "import json, sys\n"
-        "faults, xml = sys.argv[1], sys.argv[2]\n"
-        "vm = xml.rsplit('/', 1)[-1].removesuffix('.xml')\n"
-        "try:\n"
-        "    silent = json.load(open(faults)).get('silent_vms', [])\n"
-        "except (OSError, ValueError):\n"
-        "    silent = []\n"
-        "if vm in silent:\n"
-        "    text = open(xml).read()\n"
-        "    open(xml, 'w').write(text.replace('</cmdline>', ' dvms.sshd=0</cmdline>', 1))\n")
-    path.write_text(
-        "#!/bin/sh\n"
-        "# lab stand-in (tier F): the real virsh; see deploy/g5k/lab/lab.py _virsh_wrapper\n"
-        'prev=""\n'
-        'for a in "$@"; do\n'
-        '  if [ "$prev" = define ] && [ -f "$a" ]; then\n'
-        f"    '{state.python}' '{helper}' '{state.workdir / FAULTS}' \"$a\"\n"
-        "  fi\n"
-        "  prev=$a\n"
-        "done\n"
-        'exec /usr/bin/virsh "$@"\n')
-    path.chmod(0o755)
 
 
 def platform_table(state: LabState) -> dict[str, Any]:
@@ -242,7 +210,8 @@ def _write_examples(state: LabState, spec: LabSpec) -> None:
                '[hosts]\nenvironment = "debian12-min"\ndeploy_tries = 2\n'
                "min_hosts_ratio = 0.5\npackages = []\n")
     if state.libvirt:
-        example += "\n" + _vms_table(state, total)
+        image = guest.build_g5k_image(Path(state.image_cache))
+        example += "\n" + hypervisors.vms_table(image, state.workdir / GUEST_INITRD, total)
     example += "\n" + agents_table(state)
     (state.workdir / "experiment.toml").write_text(example)
 
@@ -260,26 +229,6 @@ def agents_table(state: LabState) -> str:
                    "migration_storage": "shared"}
     values["remote_dir"] = str(state.workdir / "agents")
     return "[agents]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
-
-
-def _vms_table(state: LabState, hosts: int) -> str:
-    """The ``[vms]`` table of tier F: guest image v2 booted directly by TCG."""
-    image = guest.build_g5k_image(Path(state.image_cache))
-    values = {
-        "count": 2 * max(1, hosts),
-        "template": {"mem_mib": 128, "vcpus": 1, "disk_gib": 1},
-        "backing_file": str(image.backing),
-        "distribution": "round-robin",
-        "disk_dir": hypervisors.DISK_DIR,
-        "stage_dir": hypervisors.DISK_DIR,
-        "boot_timeout_s": 60.0,
-        "min_vms_ratio": 0.8,
-        "domain_type": "qemu",
-        "kernel": str(image.kernel),
-        "initrd": str(state.workdir / GUEST_INITRD),
-        "cmdline": GUEST_CMDLINE,
-    }
-    return "[vms]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
 
 
 def up(spec: LabSpec, workdir: Path = DEFAULT_LAB, *, timeout_s: float = 15.0,
