@@ -81,7 +81,7 @@ class World:
         self.port = _free_port_base(len(HOSTS))
         self.remote = tmp / "remote"
 
-    def experiment(self, extra: str = "") -> Experiment:
+    def experiment(self, extra: str = "", agents: str = "") -> Experiment:
         path = self.lab.experiment()
         path.write_text(path.read_text() + f"""
 [agents]
@@ -94,7 +94,7 @@ remote_dir = "{self.remote}"
 capacity_percent = 100
 start_timeout_s = 40
 stop_timeout_s = 10
-{FAST_VIVALDI}{extra}""")
+{agents}{FAST_VIVALDI}{extra}""")
         exp = load_experiment(path)
         session.configure(exp, self.lab.workdir)
         return exp
@@ -246,6 +246,16 @@ def test_an_agent_that_cannot_bind_names_its_host(world: World) -> None:
     assert "Address already in use" in message and "\n" not in message
     agents.stop_agents(exp, state)
     assert agents.running_agents(state) == dict.fromkeys(["fcla-1", "fcla-2", "fclb-1"], False)
+
+
+def test_a_failing_install_command_names_its_host(world: World) -> None:
+    exp = world.experiment(agents="install_command = 'echo \"no wheel here\"; exit 3'\n")
+    state, nodes = world.state(exp)
+    with pytest.raises(DvmsError) as err:
+        agents.start_agents(exp, state, nodes[:1])
+    assert str(err.value) == ("host fcla-1.fsite1.grid5000.fr: agent not started (exit 1): "
+                              "no wheel here")
+    assert agents.running_agents(state)["fcla-1"] is False
 
 
 def test_an_agent_killed_mid_run_still_gives_a_run(world: World) -> None:

@@ -10,7 +10,8 @@
   source, else ``hostname -I``'s first) and its ``LIBVIRT_DEFAULT_URI``. Hosts sharing an
   address (the tier-L lab: every node is this machine) get ports ``port``, ``port + 1``, ...
 - **Start** (``start_agents``): the run's CURVE keys are made once in ``WORKDIR/keys``; per
-  host one ssh unpacks the config and keys into ``REMOTE_DIR/NODE`` and starts the agent
+  host one ssh unpacks the config and keys into ``REMOTE_DIR/NODE``, runs ``[agents]
+  install_command`` (if any; output in ``install.log``) and starts the agent
   detached (``setsid nohup``, pid in ``agent.pid``, output in ``agent.log``) unless one is
   already running there; then every agent must be alive and listening on its port within
   ``start_timeout_s``. An agent that dies or never listens is a ``DvmsError`` naming the
@@ -217,6 +218,9 @@ def _start_script(cfg: AgentsConfig, agent: AgentConfig, key_dir: Path) -> str:
         f"rm -rf {q}/keys {q}/agent.json {q}/events.jsonl.gz {q}/summary.json",
         f"[ -f {q}/agent.log ] && mv -f {q}/agent.log {q}/agent.log.previous",
         f"echo {_bundle(agent, key_dir)} | base64 -d | tar xzf - -C {q} || exit 1",
+        *([f"( {cfg.install_command} ) > {q}/install.log 2>&1 || "
+           f'{{ echo "DVMS agent install-failed"; tail -n 3 {q}/install.log; exit 1; }}']
+          if cfg.install_command else []),
         f"{env}setsid nohup {shlex.quote(cfg.python)} -m dvms agent {q}/agent.toml "
         f">> {q}/agent.log 2>&1 < /dev/null &",
         f"pid=$!; echo $pid > {q}/agent.pid; i=0",
