@@ -310,16 +310,25 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
     for c in configs:  # a copy of what each node runs, for the user
         (local / f"{c.node}.toml").write_text(render_agent_config(c))
     scripts = {c.node: _start_script(cfg, c, key_dir) for c in configs}
+    failures = []
     for c, r in zip(configs, run_each([by_node[c.node] for c in configs],
-                                       [scripts[c.node] for c in configs], timeout_s),
+                                      [scripts[c.node] for c in configs], timeout_s),
                     strict=True):
         word, pid, _ = _report(r.output)
         if r.status != 0 or word not in ("started", "running"):
-            raise DvmsError(f"host {r.host}: agent not started (exit {r.status}): "
+            records[c.node].state = "failed"
+            failures.append(f"host {r.host}: agent not started (exit {r.status}): "
                             f"{_last_line(r.output)}")
-        records[c.node].pid, records[c.node].state = pid, "starting"
+        else:
+            records[c.node].pid, records[c.node].state = pid, "starting"
     _save(state.workdir, {**old, **records})
-    _wait_listening(configs, records, by_node, cfg.start_timeout_s, timeout_s)
+    if failures:
+        raise DvmsError(failures[0] + (f" (and {len(failures) - 1} more hosts)"
+                                       if len(failures) > 1 else ""))
+    try:
+        _wait_listening(configs, records, by_node, cfg.start_timeout_s, timeout_s)
+    finally:
+        _save(state.workdir, {**old, **records})
     for rec in records.values():
         rec.state = "running"
     _save(state.workdir, {**old, **records})
@@ -327,7 +336,7 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
 
 
 def run_each(hosts: Sequence[str], scripts: Sequence[str],
-              timeout_s: float) -> list[session.RunResult]:
+             timeout_s: float) -> list[session.RunResult]:
     """One ssh per host, each with its own script, in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
