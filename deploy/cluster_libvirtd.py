@@ -112,6 +112,9 @@ class LibvirtdHost:
     ip: str
     base: Path
     cgroup: str
+    private_dirs: tuple[tuple[str, str], ...] = ()
+    """More (subdirectory of ``base``, mount point) pairs private to this daemon's mount
+    namespace (e.g. a host-local disk directory), on top of ``PRIVATE_DIRS``."""
 
     @property
     def socket(self) -> Path:
@@ -179,10 +182,11 @@ class LibvirtdHost:
         """Start the daemon (detached); returns its pid once its socket exists."""
         ensure_qemu_user()
         self.write_config()
-        for target in PRIVATE_DIRS.values():
+        dirs = [*PRIVATE_DIRS.items(), *self.private_dirs]
+        for sub, target in dirs:
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
             Path(target).mkdir(parents=True, exist_ok=True)  # mount points
-        mounts = [f"mount --bind {self.base / sub} {target}"
-                  for sub, target in PRIVATE_DIRS.items()]
+        mounts = [f"mount --bind {self.base / sub} {target}" for sub, target in dirs]
         mounts += [f"mount --bind {m / self.cgroup} {m}" for m in self.make_cgroups()]
         script = " && ".join([*mounts, "exec /usr/sbin/libvirtd --listen --config "
                               "/etc/libvirt/libvirtd.conf --pid-file /run/libvirt/libvirtd.pid"])

@@ -13,7 +13,9 @@
 - **migrate**: a live migration (``migrateToURI3`` with LIVE | PEER2PEER | PERSIST_DEST |
   UNDEFINE_SOURCE, plus NON_SHARED_INC with ``migration_storage="copy-inc"``: the disk
   overlay is copied, the backing file being on both hosts, as on Grid'5000 where each
-  host keeps its VMs' disks locally) to the destination's URI from a node → URI map, run
+  host keeps its VMs' disks locally; the destination's empty overlay is made first
+  through its daemon, ``deploy.migration_disks``, and a failure there is the migration's)
+  to the destination's URI from a node → URI map, run
   on a worker thread, aborted (``abortJob``) after ``migration_timeout_s``. The ``MigrationResult``
   goes to ``reply_to`` through the ``deliver`` callable (a ``ThreadRuntime``'s
   ``inject``). A failed or timed-out migration leaves the VM at its source; it is traced
@@ -36,6 +38,7 @@ from typing import Any
 
 import libvirt
 
+from deploy.migration_disks import precreate_overlays
 from dvms import events
 from dvms.events import Event
 from dvms.hypervisor import HostCapacity, MigrationResult, VMSample, demand_of
@@ -388,6 +391,14 @@ class LibvirtHypervisor:
             return
         try:
             dom = conn.lookupByName(vm)
+            if self.migration_flags & libvirt.VIR_MIGRATE_NON_SHARED_INC:
+                try:  # libvirt does not pre-create the target of an incremental copy
+                    precreate_overlays(dom, dest_uri)
+                except libvirt.libvirtError as exc:
+                    self._fail("precreate", exc)
+                    self._finish(vm, destination, reply_to, started, memory_mib,
+                                 f"destination disk: {str(exc).strip() or 'libvirt error'}")
+                    return
 
             def abort() -> None:
                 timed_out.set()

@@ -1,7 +1,7 @@
 """A stand-in ``virsh`` for the tier-L lab (its nodes have no libvirtd).
 
 ``python g5k_fake_virsh.py STATE [-q] [-c URI] define FILE | domstate NAME | start NAME |
-destroy NAME | undefine NAME``. Each node (``$DVMS_NODE``) has its own hypervisor:
+destroy NAME | undefine NAME | list --name``. Each node (``$DVMS_NODE``) has its own hypervisor:
 domains in ``STATE/nodes/NODE/domains/NAME.xml``; "starting" a
 domain starts a real process listening on the VM's address (``STATE/ips.json``: MAC → IP)
 on ``STATE/port`` (a VM that "boots"), or a silent one for VMs named in ``STATE/silent``
@@ -62,6 +62,11 @@ def main(argv: list[str]) -> int:
     domains, run = node / "domains", node / "run"
     domains.mkdir(parents=True, exist_ok=True)
     run.mkdir(exist_ok=True)
+    if cmd == "list" and arg == "--name":  # running domains, one name a line
+        for xml in sorted(domains.glob("*.xml")):
+            if _alive(run / f"{xml.stem}.pid"):
+                print(xml.stem)
+        return 0
     if cmd == "define":
         root = ET.parse(arg).getroot()
         name = root.findtext("name") or ""

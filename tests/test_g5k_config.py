@@ -49,8 +49,14 @@ packages = ["libvirt-daemon-system", "qemu-system-x86", "qemu-utils", "cpulimit"
 count = 1000
 template = { mem_mib = 1024, vcpus = 1, disk_gib = 10 }
 
+[overlay]
+name = "lbo"
+
+[scheduler]
+name = "centralized"
+
 [agents]
-overlay = "lbo"
+dashboard = true
 """
 
 
@@ -64,7 +70,8 @@ def test_the_design_example_loads(tmp_path: Path) -> None:
     assert exp.reservation.walltime_s() == 12 * 3600
     assert exp.reservation.blacklist[0] == "helios"
     assert exp.hosts.packages[-1] == "cpulimit"
-    assert exp.extra["vms"]["count"] == 1000 and "agents" in exp.extra
+    assert exp.extra["vms"]["count"] == 1000 and exp.agents.dashboard
+    assert exp.node_tables == {"overlay": {"name": "lbo"}, "scheduler": {"name": "centralized"}}
     assert exp.reservation.start_ts() is None
 
 
@@ -128,8 +135,11 @@ def _error(table: dict[str, Any]) -> str:
      "hosts.deploy_timeout_s = -1.0: must be a number > 0"),
     ({"name": "my job"}, "name = 'my job': must be letters, digits, '_', '.', '-'"),
     ({"seed": -1}, "seed = -1: must be an integer in [0, 2^63)"),
-    ({"frontend": "x"}, "frontend: unknown key; allowed: agents, hosts, load, name, platform, "
-     "reservation, seed, stress, vms"),
+    ({"frontend": "x"}, "frontend: unknown key; allowed: agents, dvms, hosts, load, "
+     "monitor, name, overlay, platform, reservation, scheduler, seed, stress, vivaldi, vms"),
+    ({"scheduler": {"name": "centralised"}}, "scheduler.name = 'centralised': must be one of "
+     "centralized, dvms, hierarchical, none or package.module:SPEC"),
+    ({"agents": {"port": 0}}, "agents.port = 0: must be an integer in [1, 65535]"),
     ({"vms": 3}, "[vms]: must be a table, got 3"),
 ])
 def test_one_line_per_bad_field(table: dict[str, Any], message: str) -> None:

@@ -25,9 +25,11 @@ from zoneinfo import ZoneInfo
 from deploy.g5k.oarspec import parse_walltime
 from dvms.config import Section, option, parse_section
 from dvms.errors import InputError
+from dvms.node import NODE_SECTIONS, node_plan, parse_node_tables
 
 __all__ = [
     "PARIS",
+    "AgentsConfig",
     "Experiment",
     "HostsConfig",
     "PlatformConfig",
@@ -41,8 +43,8 @@ __all__ = [
 PARIS = ZoneInfo("Europe/Paris")
 """Grid'5000's time zone: OAR dates and the charter are in it."""
 
-EXTRA_TABLES = ("vms", "stress", "load", "agents")
-"""Tables of the later steps, kept raw in ``Experiment.extra`` for now."""
+EXTRA_TABLES = ("vms", "stress", "load")
+"""Tables of the later steps, kept raw in ``Experiment.extra`` (their modules parse them)."""
 
 _ELEMENT = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -183,6 +185,52 @@ class HostsConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class AgentsConfig(Section):
+    """How the ``dvms agent`` of every host is installed, configured and started."""
+
+    python: str = option("python3", "Interpreter on the nodes with dvms importable (G5K: a "
+                                    "venv on the NFS home; lab: this machine's).")
+    pythonpath: str = option("", "PYTHONPATH on the nodes (lab: the project's root).")
+    install_command: str = option("", "Shell command run on a host before its agent starts "
+                                      "(e.g. a pip install of the wheel; empty: none).")
+    remote_dir: str = option("/tmp/dvms-agents", "Agent directories on the nodes "
+                                                 "(REMOTE_DIR/NODE: config, keys, trace, log).")
+    address: str = option("auto", "Address the agents bind: auto (the node's own, read on "
+                                  "it) or one IP for every node (e.g. 127.0.0.1 in the lab).")
+    port: int = option(7100, "ZeroMQ port; nodes sharing an address get port, port+1, ...",
+                       lo=1, hi=65535)
+    libvirt_uri: str = option("", "The agent's libvirt URI (empty: the node's "
+                                  "LIBVIRT_DEFAULT_URI, else qemu:///system).")
+    peer_uri: str = option("qemu+tcp://{host}/system",
+                           "A peer's libvirt URI as seen from a host: {host} (its FQDN) and "
+                           "{address} (its agent address) are replaced.")
+    migration_storage: str = option("copy-inc", "shared, or copy-inc (each host keeps its "
+                                                "disks: Grid'5000).",
+                                    choices=("shared", "copy-inc"))
+    migration_timeout_s: float = option(120.0, "A migration longer than this is aborted (s).",
+                                        lo=0, lo_open=True)
+    capacity_percent: float = option(0.0, "CPU each host declares, percent of a core "
+                                          "(0: 100 x its cores from the API).", lo=0)
+    capacity_memory_mib: int = option(0, "Memory each host declares (0: the API's).", lo=0)
+    start_timeout_s: float = option(30.0, "Deadline for every agent to listen (s).", lo=0,
+                                    lo_open=True)
+    stop_timeout_s: float = option(20.0, "SIGTERM, then SIGKILL after this (s).", lo=0,
+                                   lo_open=True)
+    dashboard: bool = option(False, "Serve the live dashboard during load (and run).")
+    dashboard_port: int = option(9000, "Port of the live dashboard on 127.0.0.1.", lo=1,
+                                 hi=65535)
+
+    def __post_init__(self) -> None:
+        if not self.remote_dir.startswith("/"):
+            raise InputError(f"agents.remote_dir = {self.remote_dir!r}: must be an absolute "
+                             "path")
+        if self.address != "auto" and not re.fullmatch(r"[0-9A-Za-z.:-]+", self.address):
+            raise InputError(f"agents.address = {self.address!r}: must be auto or an IP")
+        if not self.python.strip():
+            raise InputError("agents.python = '': must name an interpreter")
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """One experiment file."""
 
@@ -192,12 +240,18 @@ class Experiment:
     reservation: ReservationConfig
     hosts: HostsConfig
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """The later steps' tables (``vms``, ``stress``, ``load``, ``agents``), unvalidated."""
+    """The later steps' tables (``vms``, ``stress``, ``load``), parsed by
+    their modules."""
+    agents: AgentsConfig = dataclasses.field(default_factory=AgentsConfig)
+    node_tables: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """``[scheduler]`` ``[overlay]`` ``[dvms]`` ``[vivaldi]`` ``[monitor]`` as written
+    (validated by ``dvms.node.parse_node_tables``), passed verbatim to every agent."""
 
 
 def parse_experiment(table: Mapping[str, Any]) -> Experiment:
     """Validate a parsed TOML document."""
-    known = {"name", "seed", "platform", "reservation", "hosts", *EXTRA_TABLES}
+    known = {"name", "seed", "platform", "reservation", "hosts", "agents", *EXTRA_TABLES,
+             *NODE_SECTIONS}
     for key in table:
         if key not in known:
             raise InputError(f"{key}: unknown key; allowed: {', '.join(sorted(known))}")
@@ -211,6 +265,8 @@ def parse_experiment(table: Mapping[str, Any]) -> Experiment:
     for key, value in extra.items():
         if not isinstance(value, Mapping):
             raise InputError(f"[{key}]: must be a table, got {value!r}")
+    node_tables = {k: table[k] for k in NODE_SECTIONS if k in table}
+    node_plan(parse_node_tables(node_tables), seed=1, real=True)  # one line now, not on a node
     return Experiment(
         name=name,
         seed=seed,
@@ -219,6 +275,8 @@ def parse_experiment(table: Mapping[str, Any]) -> Experiment:
                                   table.get("reservation", {})),
         hosts=parse_section("hosts", HostsConfig, table.get("hosts", {})),
         extra=extra,
+        agents=parse_section("agents", AgentsConfig, table.get("agents", {})),
+        node_tables=node_tables,
     )
 
 

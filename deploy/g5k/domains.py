@@ -72,11 +72,15 @@ def disk_path(disk_dir: str, vm: str) -> str:
 
 
 def domain_xml(vm: VmSpec, mac: str, disk: str, *, domain_type: str = "kvm",
-               bridge: str = "br0", boot: GuestBoot | None = None) -> str:
+               bridge: str = "br0", boot: GuestBoot | None = None, ip: str = "") -> str:
     """The libvirt domain: virtio disk over ``disk`` (qcow2), a virtio NIC with ``mac`` on
-    ``bridge``, serial console; ``domain_type`` ``kvm`` on Grid'5000, ``qemu`` (TCG) here."""
+    ``bridge``, serial console; ``domain_type`` ``kvm`` on Grid'5000, ``qemu`` (TCG) here.
+    With a direct kernel ``boot`` and the VM's ``ip``, the command line gets
+    ``dvms.ip=IP`` (the lab's guest configures its network from it)."""
     if not _MAC.match(mac):
         raise ValueError(f"{vm.id}: {mac!r} is not a MAC address")
+    if ip:
+        ipaddress.IPv4Address(ip)  # ValueError: never put anything else in the XML
     dom = ET.Element("domain", type=domain_type)
     ET.SubElement(dom, "name").text = vm.id
     ET.SubElement(dom, "memory", unit="MiB").text = str(vm.mem_mib)
@@ -86,8 +90,9 @@ def domain_xml(vm: VmSpec, mac: str, disk: str, *, domain_type: str = "kvm",
     if boot is not None:
         ET.SubElement(os_, "kernel").text = boot.kernel
         ET.SubElement(os_, "initrd").text = boot.initrd
-        if boot.cmdline:
-            ET.SubElement(os_, "cmdline").text = boot.cmdline
+        cmdline = " ".join(w for w in (boot.cmdline, f"dvms.ip={ip}" if ip else "") if w)
+        if cmdline:
+            ET.SubElement(os_, "cmdline").text = cmdline
     else:
         ET.SubElement(os_, "boot", dev="hd")
     ET.SubElement(dom, "on_crash").text = "destroy"

@@ -72,15 +72,20 @@ def start_stress(workdir: Path, cfg: stress.StressConfig, *, min_vms_ratio: floa
 def inject_load(workdir: Path, events: Sequence[LoadEvent], *, source: str = "",
                 vcpus: dict[str, int] | None = None, target: Target = _ip,
                 pidfile: str = stress.PIDFILE,
-                progress: Callable[[str], None] = _stderr) -> Replay:
-    """Check the events against the OK VMs, then apply them at their times."""
+                progress: Callable[[str], None] = _stderr,
+                applied: Callable[[LoadEvent, VmRecord], None] | None = None) -> Replay:
+    """Check the events against the OK VMs, then apply them at their times (``applied`` is
+    told of each event applied, e.g. to log it for the run's trace)."""
     rs = VmsRun.load(workdir)
     if rs is None:
         raise DvmsError(f"{workdir}: no VM recorded (run the vms step first)")
     check_targets(events, [vm for vm, r in rs.vms.items() if r.state == "OK"], source)
 
     def apply(e: LoadEvent) -> str:
-        return stress.set_load(target(e.vm, rs.vms[e.vm]), e.load,
-                               vcpus=(vcpus or {}).get(e.vm, 1), pidfile=pidfile)
+        error = stress.set_load(target(e.vm, rs.vms[e.vm]), e.load,
+                                vcpus=(vcpus or {}).get(e.vm, 1), pidfile=pidfile)
+        if not error and applied is not None:
+            applied(e, rs.vms[e.vm])
+        return error
 
     return replay(events, apply, progress=progress)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deploy.g5k import session
 from deploy.g5k.domains import (
@@ -59,7 +60,8 @@ from deploy.g5k.vms import (
 )
 from dvms.errors import DvmsError, InputError
 
-__all__ = ["VMS_STATE", "Hypervisor", "VmRecord", "VmsRun", "deploy_vms", "destroy_vms"]
+__all__ = ["VMS_STATE", "Hypervisor", "VmRecord", "VmsRun", "deploy_vms", "destroy_vms",
+           "hypervisor_of"]
 
 VMS_STATE = "vms.json"
 CHUNK = 32
@@ -83,6 +85,13 @@ class Hypervisor:
     port: int = 22
     """The port the liveness probe connects to."""
     poll_s: float = 2.0
+
+
+def hypervisor_of(cfg: VmsConfig, **overrides: Any) -> Hypervisor:
+    """The ``Hypervisor`` an experiment's ``[vms]`` table describes (domain type, direct
+    kernel boot when ``kernel``/``initrd`` are set); ``overrides`` replace fields."""
+    boot = GuestBoot(cfg.kernel, cfg.initrd, cfg.cmdline) if cfg.kernel else None
+    return dataclasses.replace(Hypervisor(domain_type=cfg.domain_type, boot=boot), **overrides)
 
 
 @dataclass
@@ -263,7 +272,8 @@ def _build(cfg: VmsConfig, spec: Mapping[str, VmSpec], pending: Mapping[str, lis
 
     def domains(host: str, ids: list[str]) -> str:
         xml = {v: domain_xml(spec[v], rs.vms[v].mac, disk_path(cfg.disk_dir, v),
-                             domain_type=hv.domain_type, bridge=hv.bridge, boot=hv.boot)
+                             domain_type=hv.domain_type, bridge=hv.bridge, boot=hv.boot,
+                             ip=rs.vms[v].ip if hv.boot is not None else "")
                for v in ids if rs.vms[v].state == "disk"}
         return define_start_command(xml, cfg.disk_dir, hv.uri, hv.virsh)
 

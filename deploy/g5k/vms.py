@@ -80,12 +80,22 @@ class VmsConfig(Section):
                                    lo=0, lo_open=True)
     min_vms_ratio: float = option(0.95, "Continue only if this share of VMs is OK.", lo=0,
                                   hi=1)
+    domain_type: str = option("kvm", "libvirt domain type: kvm on Grid'5000, qemu (TCG) in "
+                                     "the lab.", choices=("kvm", "qemu"))
+    kernel: str = option("", "Direct kernel boot (the lab's guest image): the kernel; empty: "
+                             "boot the disk.")
+    initrd: str = option("", "Direct kernel boot: the initramfs.")
+    cmdline: str = option("", "Direct kernel boot: the kernel arguments (each VM's gets "
+                              "dvms.ip=ITS_IP appended).")
 
     def __post_init__(self) -> None:
         if not self.topology and not self.backing_file.strip():
             raise InputError("vms.backing_file = '': must name the backing image (or give "
                              "vms.topology)")
-        for name in ("disk_dir", "stage_dir"):
+        if bool(self.kernel) != bool(self.initrd):
+            raise InputError("vms.kernel and vms.initrd: give both (direct kernel boot) or "
+                             "neither")
+        for name in ("disk_dir", "stage_dir", "kernel", "initrd"):
             value = getattr(self, name)
             if (value or name == "disk_dir") and not value.startswith("/"):
                 raise InputError(f"vms.{name} = {value!r}: must be an absolute path")

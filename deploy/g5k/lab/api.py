@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from deploy.g5k.lab.faults import load_faults
 from deploy.g5k.lab.jobs import LIVE, Job, JobStore
+from deploy.g5k.lab.power import PowerSampler
 from deploy.g5k.lab.spec import LabNode, LabSite, LabSpec, global_vlan_cidr
 
 __all__ = ["FakeApi", "main"]
@@ -91,10 +92,11 @@ def job_payload(job: Job, now: float) -> dict[str, Any]:
 class FakeApi:
     """Answers one path (relative to ``/3.0``) from the spec and the job store."""
 
-    def __init__(self, lab: Path) -> None:
+    def __init__(self, lab: Path, power: PowerSampler | None = None) -> None:
         self.lab = lab
         self.spec = LabSpec.load(lab / "platform.json")
         self.jobs = JobStore(lab)
+        self.power = power
         digest = hashlib.sha1(json.dumps(self.spec.to_json(), sort_keys=True).encode())
         self.version = f"fake-{digest.hexdigest()[:12]}"
 
@@ -139,6 +141,8 @@ class FakeApi:
             return 200, vlans_payload(site)
         if head == "jobs":
             return self._jobs(site, rest[1:], query)
+        if head == "metrics":
+            return self._metrics(site, rest[1:], query)
         if rest[:3] == ["internal", "oarapi", "resources"]:
             items = [{"network_address": n.name, "type": "default", "state": "Alive",
                       "maintenance": "NO", "cluster": c, "host": n.name}
@@ -164,6 +168,24 @@ class FakeApi:
                 if n["uid"] == rest[2]:
                     return 200, n
         return 404, {"code": 404, "message": f"no such node {'/'.join(rest)}"}
+
+    def _metrics(self, site: LabSite, rest: list[str],
+                 q: dict[str, list[str]]) -> tuple[int, Any]:
+        """Kwapi: ``metrics/power/timeseries?only=a,b&from=T0&to=T1`` (fake watts)."""
+        if rest != ["power", "timeseries"] or self.power is None:
+            return 404, {"code": 404, "message": f"no metric /{'/'.join(rest)}"}
+        wanted = [n for n in ",".join(q.get("only", [])).split(",") if n]
+        mine = {n.short for _, n in site.nodes()}
+        nodes = [n for n in wanted if n in mine] if wanted else sorted(mine)
+
+        def ts(key: str) -> int | None:
+            values = q.get(key)
+            return int(float(values[0])) if values else None
+
+        try:
+            return 200, self.power.timeseries(nodes, ts("from"), ts("to"))
+        except ValueError:
+            return 400, {"code": 400, "message": "from/to: expected Unix times"}
 
     def _jobs(self, site: LabSite, rest: list[str], q: dict[str, list[str]]) -> tuple[int, Any]:
         now = time.time()
@@ -205,7 +227,7 @@ def _handler(api: FakeApi, log_lock: threading.Lock) -> type[BaseHTTPRequestHand
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     lab = Path(args[0]).resolve()
-    api = FakeApi(lab)
+    api = FakeApi(lab, PowerSampler(LabSpec.load(lab / "platform.json")).start())
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api, threading.Lock()))
     server.daemon_threads = True
     tmp = lab / (PORT_FILE + ".tmp")

@@ -52,6 +52,9 @@ class Faults:
     """The ssh proxy of these sites' frontends closes every connection (ssh exits 255)."""
     apt_fail_nodes: list[str] = field(default_factory=list)
     """The nodes' fake ``apt-get`` fails on these nodes (short names)."""
+    silent_vms: list[str] = field(default_factory=list)
+    """Tier F: these VMs boot with ``dvms.sshd=0`` (never answer on port 22; applied by the
+    nodes' ``virsh define``)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,6 +9,12 @@ commands in ``LAB/bin``, then starts the fake REST API (the only process a lab k
 running) and writes the ``[platform]`` table an experiment needs (``platform.toml``) and
 an example experiment (``experiment.toml``). ``down`` stops the API and any ssh session
 still open on the lab; it is safe to repeat.
+
+With ``libvirt=True`` (tier F, ``lab/hypervisors.py``) every node is also a real hypervisor
+(its own netns and libvirtd, one L2 over the sites), the guest image v2 is built (cached)
+and given the lab's key (``LAB/guest/initrd.gz``), the ssh config reaches the VMs, and the
+example experiment gets a ``[vms]`` table for it; ``down`` then also destroys the guests,
+stops the daemons and deletes the namespaces and cgroups.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import deploy
+from deploy import guest_image_g5k as guest
+from deploy.g5k.lab import hypervisors
 from deploy.g5k.lab.api import PORT_FILE
 from deploy.g5k.lab.faults import FAULTS, load_faults
 from deploy.g5k.lab.jobs import JobStore
@@ -36,11 +44,13 @@ from deploy.g5k.lab.spec import LabSpec
 from dvms.config import toml_value
 from dvms.errors import DvmsError, InputError
 
-__all__ = ["DEFAULT_LAB", "LabState", "down", "platform_table", "status", "up"]
+__all__ = ["DEFAULT_LAB", "LabState", "agents_table", "down", "platform_table", "status", "up"]
 
 DEFAULT_LAB = Path("/var/tmp/dvms-g5k-lab")
 STATE = "lab.json"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+GUEST_INITRD = "guest/initrd.gz"
+"""Tier F: the guest image v2's initramfs with the lab's authorized key."""
 
 
 @dataclass(slots=True)
@@ -50,6 +60,12 @@ class LabState:
     python: str
     api_pid: int | None = None
     api_uri: str = ""
+    libvirt: bool = False
+    """Tier F: the nodes are hypervisors (``lab/hypervisors.py``)."""
+    prefix: str = ""
+    """Tier F: names of the namespaces (``PREFIX-hI``, ``PREFIX-net``) and cgroups."""
+    image_cache: str = str(guest.DEFAULT_CACHE)
+    """Tier F: where the guest image v2 is built (once)."""
 
     def save(self) -> None:
         data = {**asdict(self), "workdir": str(self.workdir)}
@@ -65,7 +81,10 @@ class LabState:
         try:
             data = json.loads(path.read_text())
             return cls(workdir=Path(data["workdir"]), user=data["user"], python=data["python"],
-                       api_pid=data.get("api_pid"), api_uri=data.get("api_uri", ""))
+                       api_pid=data.get("api_pid"), api_uri=data.get("api_uri", ""),
+                       libvirt=bool(data.get("libvirt", False)),
+                       prefix=str(data.get("prefix", "")),
+                       image_cache=str(data.get("image_cache", guest.DEFAULT_CACHE)))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}: not a dvms lab state file ({exc})") from exc
 
@@ -148,6 +167,9 @@ def _write_files(state: LabState, spec: LabSpec) -> None:
                    f"  ProxyCommand {proxy} {lab} frontend {site.name}",
                    f"Host *.{site.name}.grid5000.fr",
                    f"  ProxyCommand {proxy} {lab} node %h"]
+    if state.libvirt:
+        blocks += hypervisors.ssh_block(spec, state.prefix, state.key)
+        hypervisors.virsh_wrapper(lab / "bin" / "virsh", state.python, lab / FAULTS)
     blocks += ["Host *.grid5000.fr",
                f"  User {state.user}",
                f"  IdentityFile {state.key}",
@@ -187,19 +209,52 @@ def _write_examples(state: LabState, spec: LabSpec) -> None:
                f"kavlan = {toml_value(len(spec.sites) > 1)}\nstart_timeout_s = 60\n\n"
                '[hosts]\nenvironment = "debian12-min"\ndeploy_tries = 2\n'
                "min_hosts_ratio = 0.5\npackages = []\n")
+    if state.libvirt:
+        image = guest.build_g5k_image(Path(state.image_cache))
+        example += "\n" + hypervisors.vms_table(image, state.workdir / GUEST_INITRD, total)
+    example += "\n" + agents_table(state)
     (state.workdir / "experiment.toml").write_text(example)
 
 
-def up(spec: LabSpec, workdir: Path = DEFAULT_LAB, *, timeout_s: float = 15.0) -> LabState:
-    """Build the lab and start its API; on failure, undo and re-raise."""
+def agents_table(state: LabState) -> str:
+    """The ``[agents]`` table of a lab experiment: this machine's interpreter and tree (the
+    shared filesystem is the nodes' install); tier L: loopback ports and libvirt's test
+    driver; tier F: each host's own address and daemon, peers by address."""
+    root = Path(deploy.__file__).resolve().parent.parent
+    values: dict[str, Any] = {"python": state.python, "pythonpath": str(root)}
+    if state.libvirt:
+        values |= {"peer_uri": "qemu+tcp://{address}/system", "migration_storage": "copy-inc"}
+    else:
+        values |= {"address": "127.0.0.1", "libvirt_uri": "test:///default",
+                   "migration_storage": "shared"}
+    values["remote_dir"] = str(state.workdir / "agents")
+    return "[agents]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+
+
+def up(spec: LabSpec, workdir: Path = DEFAULT_LAB, *, timeout_s: float = 15.0,
+       libvirt: bool = False, prefix: str = "g5klab", delay_ms: float = 5.0,
+       image_cache: Path | None = None) -> LabState:
+    """Build the lab and start its API (``libvirt``: tier F, hypervisors named ``prefix``,
+    ``delay_ms`` one way between sites); on failure, undo and re-raise."""
     _require_tools()
+    if libvirt and os.geteuid() != 0:
+        raise InputError("lab up --libvirt needs root (network namespaces, libvirtd, "
+                         "cgroups); run it as root")
+    if libvirt and shutil.which("nc") is None:
+        raise DvmsError("lab up --libvirt needs nc to reach the VMs (apt-get install "
+                        "netcat-openbsd: scripts/sysdeps/g5k.txt)")
     workdir = workdir.resolve()
     old = LabState.load(workdir)
     if old is not None:
         raise InputError(f"a lab is already up in {workdir} "
                          f"(run: dvms g5k lab down --workdir {workdir})")
     workdir.mkdir(parents=True, exist_ok=True)
-    state = LabState(workdir=workdir, user=getpass.getuser(), python=sys.executable)
+    state = LabState(workdir=workdir, user=getpass.getuser(), python=sys.executable,
+                     libvirt=libvirt, prefix=prefix if libvirt else "")
+    if image_cache is not None:
+        state.image_cache = str(image_cache)
+    if libvirt:
+        spec = hypervisors.attach(spec, workdir, prefix)  # InputError before anything
     state.save()
     try:
         if os.geteuid() == 0:
@@ -207,6 +262,11 @@ def up(spec: LabSpec, workdir: Path = DEFAULT_LAB, *, timeout_s: float = 15.0) -
         for stale in ("jobs.json", FAULTS, PORT_FILE, "api.log", "commands.log"):
             (workdir / stale).unlink(missing_ok=True)
         _write_files(state, spec)
+        if libvirt:
+            image = guest.build_g5k_image(Path(state.image_cache))
+            guest.with_key(image, (workdir / "keys" / "id_ed25519.pub").read_text(),
+                           workdir / GUEST_INITRD)
+            hypervisors.up(spec, workdir, prefix, delay_ms)
         env = {**os.environ, "PYTHONPATH": str(Path(deploy.__file__).resolve().parent.parent)}
         with open(workdir / "api.stderr", "wb") as err:
             proc = subprocess.Popen([state.python, "-m", "deploy.g5k.lab.api", str(workdir)],
@@ -283,6 +343,8 @@ def down(workdir: Path = DEFAULT_LAB) -> list[str]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    if state.libvirt:
+        removed += hypervisors.down(workdir)
     for name in (STATE, PORT_FILE):
         (workdir / name).unlink(missing_ok=True)
     return removed
@@ -317,4 +379,5 @@ def status(workdir: Path = DEFAULT_LAB) -> dict[str, Any]:
                   "nodes": j.nodes, "vlan": j.vlan} for j in sorted(jobs.values(),
                                                                   key=lambda j: j.id)],
         "faults": load_faults(workdir).to_json(),
+        **({"hypervisors": hypervisors.status(workdir, spec)} if state.libvirt else {}),
     }

@@ -9,8 +9,9 @@ gets a second, one-node cluster, so a blacklist can exclude a cluster and still 
 Global KaVLAN 16 is on the first site, local KaVLANs 4..6 on every site.
 
 A node may carry ``netns`` (its sshd then runs inside that network namespace) and ``env``
-(extra variables of its ssh sessions, e.g. ``LIBVIRT_DEFAULT_URI``): part 2 of the lab puts
-``dvms cluster`` hypervisors there.
+(extra variables of its ssh sessions, e.g. ``LIBVIRT_DEFAULT_URI``) and ``cgroup`` (the
+cgroup v2 directory of its hypervisor): tier F (``lab/hypervisors.py``) puts ``dvms
+cluster`` hypervisors there.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class LabNode:
     flops: float = 1.0e10
     netns: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    cgroup: str = ""
+    """Tier F: the cgroup v2 directory holding this host's libvirtd and its qemus."""
 
     @property
     def short(self) -> str:

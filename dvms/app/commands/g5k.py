@@ -3,9 +3,15 @@
     dvms g5k plan EXP.toml [--json]      # slot, per-site counts, OAR lines; no side effect
     dvms g5k reserve EXP.toml            # all-or-nothing oarsub per site, wait, collect
     dvms g5k deploy EXP.toml             # kadeploy (KO hosts dropped), libvirt
-    dvms g5k status [EXP.toml]           # JSON: jobs, hosts OK/KO with reasons, timings
-    dvms g5k release EXP.toml            # oardel what was reserved (idempotent)
-    dvms g5k lab up [--sites N] [--nodes 2,3] [--platform FILE] | down | status
+    dvms g5k vms EXP.toml                # disks, domains, liveness, redistribution
+    dvms g5k stress EXP.toml             # the stress program in every VM, cpulimit'ed
+    dvms g5k start EXP.toml              # one dvms agent per host (over ssh)
+    dvms g5k load EXP.toml [--events F]  # apply load events (blocking; Ctrl-C keeps state)
+    dvms g5k collect EXP.toml [--out D]  # stop the agents, one run directory, power
+    dvms g5k run EXP.toml [--keep]       # every step in order, resumes; releases on failure
+    dvms g5k status [EXP.toml]           # JSON: jobs, hosts and VMs OK/KO, agents, timings
+    dvms g5k release EXP.toml            # agents, VMs, then oardel (idempotent)
+    dvms g5k lab up [--sites N] [--nodes 2,3] [--platform FILE] [--libvirt] | down | status
     dvms g5k lab fault NAME VALUE        # flip a fault switch of a running lab
 
 ``--workdir`` holds the experiment's state (default /var/tmp/dvms-g5k) or the lab
@@ -46,9 +52,28 @@ def register(subparsers: Any) -> None:
     p_plan.add_argument("--json", action="store_true", help="Funk-compatible JSON")
     p_res = sub.add_parser("reserve", help="submit all-or-nothing, wait for the start")
     p_dep = sub.add_parser("deploy", help="kadeploy the reserved nodes, drop KO ones")
-    p_rel = sub.add_parser("release", help="delete the reserved jobs (safe to repeat)")
-    p_st = sub.add_parser("status", help="jobs, hosts OK/KO, timings, as JSON")
-    for p in (p_plan, p_res, p_dep, p_rel):
+    p_vms = sub.add_parser("vms", help="create and start the VMs, check them on port 22")
+    p_str = sub.add_parser("stress", help="start the stress program in every OK VM")
+    p_start = sub.add_parser("start", help="start one dvms agent per OK host")
+    p_load = sub.add_parser("load", help="apply load events to the VMs (blocking)")
+    p_load.add_argument("--events", default="", metavar="FILE",
+                        help="JSONL or the talk's XML (default [load].events, else generated)")
+    p_col = sub.add_parser("collect", help="stop the agents; trace, summary, power, VMs")
+    p_col.add_argument("--out", type=Path, default=None, help="run directory "
+                                                             "(default WORKDIR/run)")
+    p_run = sub.add_parser("run", help="every step in order (resumes after a failure)")
+    p_run.add_argument("--keep", action="store_true",
+                       help="keep the reservation (jobs, VMs, agents) on failure or Ctrl-C")
+    p_run.add_argument("--steps", default="", help="only these steps, e.g. "
+                                                   "plan,reserve,deploy (canonical order)")
+    p_run.add_argument("--until", default="", metavar="STEP", help="stop after STEP")
+    p_run.add_argument("--events", default="", metavar="FILE", help="as for load")
+    p_run.add_argument("--out", type=Path, default=None, help="as for collect")
+    p_rel = sub.add_parser("release", help="stop agents, destroy VMs, delete the jobs "
+                                           "(safe to repeat)")
+    p_st = sub.add_parser("status", help="jobs, hosts and VMs OK/KO, agents, timings (JSON)")
+    steps = (p_vms, p_str, p_start, p_load, p_col, p_run)
+    for p in (p_plan, p_res, p_dep, p_rel, *steps):
         p.add_argument("experiment", type=Path, metavar="EXP.toml")
     p_st.add_argument("experiment", type=Path, metavar="EXP.toml", nargs="?")
     p_lab = sub.add_parser("lab", help="local stand-ins of Grid'5000 (up, down, status)")
@@ -62,12 +87,19 @@ def register(subparsers: Any) -> None:
     p_up.add_argument("--start-delay-s", type=float, default=None,
                       help="seconds between a job's submission and its start (default 2, "
                            "or the platform file's)")
+    p_up.add_argument("--libvirt", action="store_true",
+                      help="tier F: every node a real hypervisor (netns + own libvirtd, one "
+                           "L2 over the sites, guest image v2); needs root")
+    p_up.add_argument("--prefix", default="g5klab",
+                      help="--libvirt: namespace/cgroup prefix (default g5klab)")
+    p_up.add_argument("--delay-ms", type=float, default=5.0,
+                      help="--libvirt: one-way delay between sites (default 5 ms)")
     p_down = lab_sub.add_parser("down", help="stop the lab (safe to repeat)")
     p_lst = lab_sub.add_parser("status", help="the lab as JSON")
     p_fault = lab_sub.add_parser("fault", help="set a fault switch (see docs/g5k.md)")
     p_fault.add_argument("name")
     p_fault.add_argument("value")
-    subs = (p_plan, p_res, p_dep, p_rel, p_st, p_lab, p_up, p_down, p_lst, p_fault)
+    subs = (p_plan, p_res, p_dep, p_rel, p_st, p_lab, p_up, p_down, p_lst, p_fault, *steps)
     for p in subs:
         p.add_argument("--workdir", type=Path, default=argparse.SUPPRESS)
     parser.set_defaults(func=run)
@@ -97,7 +129,8 @@ def _lab(args: argparse.Namespace) -> int:
                 raise InputError(f"--start-delay-s {args.start_delay_s}: expected 0..3600")
             spec = LabSpec(sites=spec.sites, start_delay_s=args.start_delay_s,
                            kadeploy_s=spec.kadeploy_s)
-        state = lab.up(spec, workdir)
+        state = lab.up(spec, workdir, libvirt=args.libvirt, prefix=args.prefix,
+                       delay_ms=args.delay_ms)
         print(f"lab up in {state.workdir}: API {state.api_uri}, ssh config {state.ssh_config}")
         for site in spec.sites:
             print(f"  {site.frontend}: " + ", ".join(
@@ -164,10 +197,12 @@ def run(args: argparse.Namespace) -> int:
         from deploy.g5k.state import ExperimentState
 
         workdir = Path(args.workdir or DEFAULT_WORKDIR).resolve()
+        from deploy.g5k.run import status_json
+
         state = ExperimentState.load(workdir)
         if state is None:
             raise InputError(f"no experiment in {workdir} (run: dvms g5k reserve EXP.toml)")
-        print(json.dumps(state.to_json(), indent=1, sort_keys=True))
+        print(json.dumps(status_json(state), indent=1, sort_keys=True))
         return 0
     if args.action == "plan":
         from deploy.g5k import session
@@ -187,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     t0 = time.monotonic()
     exp, state = _session(args)
-    if args.action == "reserve":
+    if args.action in STEP_ACTIONS:
+        _steps(args, exp, state)
+    elif args.action == "reserve":
         _reserve(exp, state)
     elif args.action == "deploy":
         from deploy.g5k.hosts import deploy_hosts
@@ -199,12 +236,26 @@ def run(args: argparse.Namespace) -> int:
         for h in ko:
             print(f"  KO {h.name} ({h.step}: {h.reason})")
     elif args.action == "release":
-        from deploy.g5k.reserve import release
+        from deploy.g5k.run import Context, release_all
 
-        deleted = release(exp, state)
-        print("released: " + (", ".join(deleted) if deleted else "nothing (no live job)"))
+        done = release_all(Context(exp, state, args.experiment.resolve().parent))
+        print("released: " + ("; ".join(done) if done else "nothing (no agent, VM or job)"))
     print(f"{args.action}: {time.monotonic() - t0:.1f} s")
     return 0
+
+
+STEP_ACTIONS = ("vms", "stress", "start", "load", "collect", "run")
+
+
+def _steps(args: argparse.Namespace, exp: Any, state: Any) -> None:
+    from deploy.g5k.run import Context, run_step, run_steps, select_steps
+
+    ctx = Context(exp, state, args.experiment.resolve().parent,
+                  events=getattr(args, "events", ""), out=getattr(args, "out", None))
+    if args.action == "run":
+        run_steps(ctx, select_steps(args.steps, args.until), keep=args.keep)
+    else:
+        run_step(ctx, args.action)
 
 
 def _reserve(exp: Any, state: Any) -> None:
