@@ -191,3 +191,11 @@ def test_dates_are_europe_paris_whatever_the_machines_zone() -> None:
     assert parse_paris_date("2026-07-07 08:00:00") == 1783404000  # 06:00 UTC (CEST)
     assert paris_date(winter) == "2026-12-07 08:00:00"
     assert _exp(start="2026-12-07 08:00:00").reservation.start_ts() == winter
+
+
+def test_an_experiment_runs_dvms_unless_its_scheduler_table_says_otherwise() -> None:
+    assert _exp().node_tables == {"scheduler": {"name": "dvms"}}
+    exp = parse_experiment({"name": "t", "scheduler": {"period_s": 10.0}})
+    assert exp.node_tables == {"scheduler": {"name": "dvms", "period_s": 10.0}}
+    exp = parse_experiment({"name": "t", "scheduler": {"name": "centralized"}})
+    assert exp.node_tables == {"scheduler": {"name": "centralized"}}

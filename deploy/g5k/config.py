@@ -248,6 +248,11 @@ class Experiment:
     (validated by ``dvms.node.parse_node_tables``), passed verbatim to every agent."""
 
 
+DEFAULT_SCHEDULER = "dvms"
+"""What an experiment's agents run unless ``[scheduler] name`` says otherwise: Grid'5000
+experiments reproduce the DVMS one (simulated scenarios default to ``centralized``)."""
+
+
 def parse_experiment(table: Mapping[str, Any]) -> Experiment:
     """Validate a parsed TOML document."""
     known = {"name", "seed", "platform", "reservation", "hosts", "agents", *EXTRA_TABLES,
@@ -266,6 +271,9 @@ def parse_experiment(table: Mapping[str, Any]) -> Experiment:
         if not isinstance(value, Mapping):
             raise InputError(f"[{key}]: must be a table, got {value!r}")
     node_tables = {k: table[k] for k in NODE_SECTIONS if k in table}
+    scheduler = node_tables.get("scheduler", {})
+    if isinstance(scheduler, Mapping) and "name" not in scheduler:
+        node_tables["scheduler"] = {"name": DEFAULT_SCHEDULER, **scheduler}
     node_plan(parse_node_tables(node_tables), seed=1, real=True)  # one line now, not on a node
     return Experiment(
         name=name,
