@@ -202,8 +202,9 @@ def agent_command(python: str, d: str) -> str:
 
 def _alive_test(command: str) -> str:
     """sh: true when ``$pid`` runs ``command`` (see ``agent_command``)."""
-    return (f'[ -n "$pid" ] && [ "$(tr "\\000" " " < /proc/$pid/cmdline 2>/dev/null)" = '
-            f'{shlex.quote(command)} ]')
+    # one group, so that ``! TEST`` negates all of it
+    return (f'{{ [ -n "$pid" ] && [ "$(tr "\\000" " " < /proc/$pid/cmdline 2>/dev/null)" = '
+            f'{shlex.quote(command)} ]; }}')
 
 
 def _start_script(cfg: AgentsConfig, agent: AgentConfig, key_dir: Path) -> str:
