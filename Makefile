@@ -47,6 +47,7 @@ pytest: $(STAMP) sysdeps
 test: lint typecheck pytest
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e ".[test,bench]"
 	$(BIN)/python -m bench.run
 
 clean:
