@@ -88,6 +88,10 @@ class E2e:
         return subprocess.run(["ssh", "-F", str(self.dir / "ssh_config"), host, command],
                               capture_output=True, text=True, timeout=60)
 
+    def jobs(self, name: str) -> list[dict[str, Any]]:
+        """The lab's jobs of one experiment (by OAR job name)."""
+        return [j for j in self.lab_status()["jobs"] if j["name"] == name]
+
     def where(self) -> dict[str, str]:
         """VM → the host whose daemon runs it now."""
         hosts = self.lab_status()["hypervisors"]["hosts"]
@@ -171,7 +175,7 @@ def _flow(lab: E2e, name: str, scheduler: str) -> None:
     step("reserve")
     st = lab.status(exp, work)
     assert sorted(j["site"] for j in st["jobs"]) == ["fsite1", "fsite2"]
-    assert {j["state"] for j in lab.lab_status()["jobs"]} == {"Running"}
+    assert {j["state"] for j in lab.jobs(f"e2e-{name}")} == {"Running"}
     hosts = {**st["hosts"]["ok"], **st["hosts"]["ko"]}
     assert len(hosts) == 4 and not any("fclc" in h for h in hosts), st["hosts"]
     # 3. deploy: fclb-2 KO (kadeploy), 3 hosts OK, each answering with its own libvirtd
@@ -267,7 +271,7 @@ def _flow(lab: E2e, name: str, scheduler: str) -> None:
     # 9. release: no job, VM or agent left; a second release is a no-op
     step("release")
     st = lab.status(exp, work)
-    assert {j["state"] for j in lab.lab_status()["jobs"]} <= {"Error", "Terminated"}  # oardel
+    assert {j["state"] for j in lab.jobs(f"e2e-{name}")} <= {"Error", "Terminated"}  # oardel
     assert all(not info["domains"] for info in
                lab.lab_status()["hypervisors"]["hosts"].values())
     assert not _agent_processes(lab.dir)
