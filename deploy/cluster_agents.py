@@ -143,13 +143,15 @@ def load_events(loads: Path, origin: float) -> list[dict[str, Any]]:
     return events
 
 
-def merge_traces(agent_dirs: list[Path], out: Path, loads: Path | None = None) -> int:
+def merge_traces(agent_dirs: list[Path], out: Path, loads: Path | None = None,
+                 extra: list[dict[str, Any]] | None = None) -> int:
     """Merge the agents' ``events.jsonl.gz`` onto the earliest agent's clock.
 
     Each agent's ``t = 0`` is at wall time ``t0_unix`` (trace header, or ``agent.json``
     for an agent killed before its trace was flushed); events are shifted by the
     difference and sorted by time (stable); ``loads`` (the cluster's load log) adds
-    ``load`` events. Cut-short traces contribute what they hold
+    ``load`` events; ``extra`` events carry ``t_unix`` instead of ``t`` (those before the
+    first agent's start are dropped). Cut-short traces contribute what they hold
     and are listed in the merged header (``truncated``). Returns the events written.
     """
     traces: list[tuple[float, Path]] = []
@@ -171,6 +173,10 @@ def merge_traces(agent_dirs: list[Path], out: Path, loads: Path | None = None) -
         events += [{**e, "t": round(e["t"] + t0 - origin, 6)} for e in got]
     if loads is not None:
         events += load_events(loads, origin)
+    for e in extra or []:
+        t = float(e["t_unix"]) - origin
+        if t >= 0:
+            events.append({"t": round(t, 6), **{k: v for k, v in e.items() if k != "t_unix"}})
     events.sort(key=lambda e: e["t"])
     merged_header = trace_header({"t0_unix": origin, "agents": [d.name for d in agent_dirs],
                                   "truncated": truncated, "source": "dvms agents (merged)"})

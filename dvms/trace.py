@@ -79,10 +79,13 @@ class TraceWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered events so that a reader sees them now (a gzip stream is
+        sync-flushed: a live view can inflate the file while it is written)."""
         if self._lines:
             self._lines.append("")
             self._stream.write("\n".join(self._lines).encode("utf-8"))
             self._lines = []
+            self._stream.flush()
 
     def close(self) -> None:
         if self._closed:

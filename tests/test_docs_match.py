@@ -70,3 +70,27 @@ def test_every_help_runs(command: str) -> None:
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == ""
     assert f"usage: dvms {command}" in done.stdout
+
+
+def test_g5k_doc_lists_every_action_and_agents_field() -> None:
+    from deploy.g5k.config import AgentsConfig
+    from dvms.app.cli import build_parser
+
+    text = _doc("g5k.md")
+    g5k = build_parser().subcommands["g5k"]
+    actions = next(a for a in g5k._actions if a.dest == "action").choices
+    assert actions is not None
+    for action in actions:
+        assert re.search(rf"^dvms g5k {action}\b", text, re.M), action
+    block = text[text.index("### The experiment's `[agents]`"):text.index("### The steps")]
+    for f in dataclasses.fields(AgentsConfig):
+        assert re.search(rf"^{f.name} = ", block, re.M), f.name
+        default = AgentsConfig().to_dict()[f.name]
+        assert re.search(rf"^{f.name} = {re.escape(_toml(default))}\s", block, re.M), f.name
+
+
+def _toml(value: object) -> str:
+    from dvms.config import toml_value
+
+    text = toml_value(value)
+    return text[:-2] if text.endswith(".0") else text

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from deploy.g5k.config import Experiment, load_experiment, parse_experiment
 from deploy.g5k.lab import lab as lab_mod
 from deploy.g5k.lab.power import IDLE_W
 from deploy.g5k.lab.spec import LabSpec, default_spec
+from deploy.g5k.live import AgentTail, serve_agents
 from deploy.g5k.platform import Node, load_platform
 from deploy.g5k.state import ExperimentState, HostRecord
 from dvms.errors import DvmsError
@@ -79,7 +81,7 @@ class World:
         self.port = _free_port_base(len(HOSTS))
         self.remote = tmp / "remote"
 
-    def experiment(self, extra: str = "") -> Experiment:
+    def experiment(self, extra: str = "", agents: str = "") -> Experiment:
         path = self.lab.experiment()
         path.write_text(path.read_text() + f"""
 [agents]
@@ -92,7 +94,7 @@ remote_dir = "{self.remote}"
 capacity_percent = 100
 start_timeout_s = 40
 stop_timeout_s = 10
-{FAST_VIVALDI}{extra}""")
+{agents}{FAST_VIVALDI}{extra}""")
         exp = load_experiment(path)
         session.configure(exp, self.lab.workdir)
         return exp
@@ -191,6 +193,7 @@ def test_agents_start_over_ssh_rerun_leaves_them_stop_leaves_nothing(world: Worl
     assert header["site"] == "fsite2" and header["scheduler"] == "dvms"
     again = agents.start_agents(exp, state, nodes)
     assert {n: r.pid for n, r in again.items()} == pids  # left alone
+    _live_view_follows_the_agents(state)
     assert agents.running_agents(state) == dict.fromkeys(pids, True)
     assert agents.stop_agents(exp, state) == []
     assert not any(_alive(p) for p in pids.values() if p is not None)
@@ -199,6 +202,34 @@ def test_agents_start_over_ssh_rerun_leaves_them_stop_leaves_nothing(world: Worl
     assert summary["status"] == "complete"
     assert agents.stop_agents(exp, state) == []  # twice: a no-op
     assert started_s < 30
+
+
+def _live_view_follows_the_agents(state: ExperimentState) -> None:
+    """The dashboard on a free port, fed by the running agents' traces over ssh."""
+    port = _free_port_base(1)
+    lines: list[str] = []
+    stop = serve_agents(state, port, period_s=0.5, progress=lines.append)
+    try:
+        assert lines == [f"dashboard: http://127.0.0.1:{port}/ (live, from the agents' traces)"]
+        deadline, status = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status",
+                                            timeout=5) as r:
+                    status = json.loads(r.read())
+                if status.get("counters", {}).get("events", 0) >= 1:
+                    break
+            time.sleep(0.5)
+        assert status["mode"] == "live" and status["counters"]["events"] >= 1, status
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
+    finally:
+        stop()
+    tail = AgentTail(state)
+    events = tail.poll()
+    assert sorted(tail.t0) == ["fcla-1", "fcla-2", "fclb-1"]  # every agent's header read
+    assert events and [e["t"] for e in events] == sorted(e["t"] for e in events)
+    assert all(e["t"] >= 0 for e in events)  # on the earliest agent's clock
 
 
 def test_an_agent_that_cannot_bind_names_its_host(world: World) -> None:
@@ -215,6 +246,16 @@ def test_an_agent_that_cannot_bind_names_its_host(world: World) -> None:
     assert "Address already in use" in message and "\n" not in message
     agents.stop_agents(exp, state)
     assert agents.running_agents(state) == dict.fromkeys(["fcla-1", "fcla-2", "fclb-1"], False)
+
+
+def test_a_failing_install_command_names_its_host(world: World) -> None:
+    exp = world.experiment(agents="install_command = 'echo \"no wheel here\"; exit 3'\n")
+    state, nodes = world.state(exp)
+    with pytest.raises(DvmsError) as err:
+        agents.start_agents(exp, state, nodes[:1])
+    assert str(err.value) == ("host fcla-1.fsite1.grid5000.fr: agent not started (exit 1): "
+                              "no wheel here")
+    assert agents.running_agents(state)["fcla-1"] is False
 
 
 def test_an_agent_killed_mid_run_still_gives_a_run(world: World) -> None:
@@ -243,12 +284,40 @@ def test_an_agent_killed_mid_run_still_gives_a_run(world: World) -> None:
     nodes_seen = {e.get("node") for e in events}
     assert {"fcla-1", "fclb-1"} <= nodes_seen
     assert any(e["type"] == "load" and e.get("vm") == "vm-1" for e in events)
-    assert (out / "power.csv").read_text().startswith("host,timestamp,watts\n")
+    power = (out / "power.csv").read_text().splitlines()
+    assert power[0] == "host,timestamp,watts"
+    assert {ln.split(",")[0] for ln in power[1:]} == set(HOSTS)  # the fake Kwapi, every host
+    watts = [e for e in events if e["type"] == "power"]
+    assert watts and {e["hosts_on"] for e in watts} <= {1, 2, 3} and max(
+        e["hosts_on"] for e in watts) == 3  # summed per second into the trace
     proc = subprocess.run([sys.executable, "-m", "dvms", "report", str(out)],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert (out / "report" / "index.html").exists()
+    assert (out / "report" / "power.png").exists()  # the hosts' power, from the trace
+
+
+def test_load_events_follow_the_migrations_of_their_vm(tmp_path: Path) -> None:
+    from deploy.g5k.collect import load_events_of, power_events
+    from deploy.g5k.vmdeploy import VmRecord, VmsRun
+
+    rs = VmsRun({"vm-1": VmRecord("fcla-1.fsite1.grid5000.fr", "10.0.0.1", "m", "OK"),
+                 "vm-2": VmRecord("fclb-1.fsite2.grid5000.fr", "10.0.0.2", "n", "OK")})
+    origin = 1000.0
+    loads = tmp_path / "loads.jsonl"
+    loads.write_text("".join(json.dumps({"t_unix": origin + t, "host": "fcla-1", "vm": vm,
+                                         "load": 70.0}) + "\n"
+                             for t, vm in ((2, "vm-1"), (8, "vm-1"), (9, "vm-2"))))
+    moves = [{"t": 5.0, "type": "migration.end", "node": "fcla-1", "vm": "vm-1",
+              "src": "fcla-1", "dst": "fclb-1"}]
+    got = load_events_of(loads, moves, origin, rs)
+    assert [(e["t_unix"], e["vm"], e["host"]) for e in got] == [
+        (1002.0, "vm-1", "fcla-1"), (1008.0, "vm-1", "fclb-1"), (1009.0, "vm-2", "fclb-1")]
+    assert all(e["type"] == "load" and e["node"] == e["host"] for e in got)
+    assert power_events({"a": [(10, 100.0), (11, 120.0)], "b": [(10, 95.0)]}) == [
+        {"t_unix": 10.0, "type": "power", "node": "world", "total_w": 195.0, "hosts_on": 2},
+        {"t_unix": 11.0, "type": "power", "node": "world", "total_w": 120.0, "hosts_on": 1}]
 
 
 @pytest.mark.skipif(not _cgroup_usable(), reason="needs root and a cgroup v2 hierarchy")

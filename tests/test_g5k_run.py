@@ -226,13 +226,17 @@ def test_a_failed_step_resumes_then_ctrl_c_in_load_keeps_the_state_release_clean
     assert state["steps"]["load"]["error"] == "KeyboardInterrupt"
     assert all(_alive(p) for p in pids) and len(run.vm_pids()) == 6
     assert [j["state"] for j in state["jobs"]] == ["submitted", "submitted"]
-    # 4. release: agents, VMs, jobs; twice: nothing
+    # 4. release: agents, VMs (one "migrated" by the agents), jobs; twice: nothing
     vm_pids = run.vm_pids()
+    src, dst = run.fv / "nodes" / "fcla-1", run.fv / "nodes" / "fclb-2"
+    for sub, name in (("domains", "vm-1.xml"), ("run", "vm-1.pid")):
+        (src / sub / name).rename(dst / sub / name)  # vm-1 now runs on fclb-2
     released = run.dvms("release", str(run.exp))
     assert released.returncode == 0, released.stderr
     assert "agents stopped" in released.stdout and "6 VMs destroyed" in released.stdout
     assert "jobs deleted" in released.stdout
     assert not any(_alive(p) for p in pids + vm_pids)
+    assert not list(run.fv.glob("nodes/*/domains/*.xml"))  # undefined where they ran
     assert not any(j["state"] in ("Running", "Waiting") for j in run.lab.status()["jobs"])
     twice = run.dvms("release", str(run.exp))
     assert twice.returncode == 0 and "nothing (no agent, VM or job)" in twice.stdout

@@ -10,7 +10,8 @@
   source, else ``hostname -I``'s first) and its ``LIBVIRT_DEFAULT_URI``. Hosts sharing an
   address (the tier-L lab: every node is this machine) get ports ``port``, ``port + 1``, ...
 - **Start** (``start_agents``): the run's CURVE keys are made once in ``WORKDIR/keys``; per
-  host one ssh unpacks the config and keys into ``REMOTE_DIR/NODE`` and starts the agent
+  host one ssh unpacks the config and keys into ``REMOTE_DIR/NODE``, runs ``[agents]
+  install_command`` (if any; output in ``install.log``) and starts the agent
   detached (``setsid nohup``, pid in ``agent.pid``, output in ``agent.log``) unless one is
   already running there; then every agent must be alive and listening on its port within
   ``start_timeout_s``. An agent that dies or never listens is a ``DvmsError`` naming the
@@ -217,6 +218,9 @@ def _start_script(cfg: AgentsConfig, agent: AgentConfig, key_dir: Path) -> str:
         f"rm -rf {q}/keys {q}/agent.json {q}/events.jsonl.gz {q}/summary.json",
         f"[ -f {q}/agent.log ] && mv -f {q}/agent.log {q}/agent.log.previous",
         f"echo {_bundle(agent, key_dir)} | base64 -d | tar xzf - -C {q} || exit 1",
+        *([f"( {cfg.install_command} ) > {q}/install.log 2>&1 || "
+           f'{{ echo "DVMS agent install-failed"; tail -n 3 {q}/install.log; exit 1; }}']
+          if cfg.install_command else []),
         f"{env}setsid nohup {shlex.quote(cfg.python)} -m dvms agent {q}/agent.toml "
         f">> {q}/agent.log 2>&1 < /dev/null &",
         f"pid=$!; echo $pid > {q}/agent.pid; i=0",
@@ -306,16 +310,25 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
     for c in configs:  # a copy of what each node runs, for the user
         (local / f"{c.node}.toml").write_text(render_agent_config(c))
     scripts = {c.node: _start_script(cfg, c, key_dir) for c in configs}
+    failures = []
     for c, r in zip(configs, run_each([by_node[c.node] for c in configs],
-                                       [scripts[c.node] for c in configs], timeout_s),
+                                      [scripts[c.node] for c in configs], timeout_s),
                     strict=True):
         word, pid, _ = _report(r.output)
         if r.status != 0 or word not in ("started", "running"):
-            raise DvmsError(f"host {r.host}: agent not started (exit {r.status}): "
+            records[c.node].state = "failed"
+            failures.append(f"host {r.host}: agent not started (exit {r.status}): "
                             f"{_last_line(r.output)}")
-        records[c.node].pid, records[c.node].state = pid, "starting"
+        else:
+            records[c.node].pid, records[c.node].state = pid, "starting"
     _save(state.workdir, {**old, **records})
-    _wait_listening(configs, records, by_node, cfg.start_timeout_s, timeout_s)
+    if failures:
+        raise DvmsError(failures[0] + (f" (and {len(failures) - 1} more hosts)"
+                                       if len(failures) > 1 else ""))
+    try:
+        _wait_listening(configs, records, by_node, cfg.start_timeout_s, timeout_s)
+    finally:
+        _save(state.workdir, {**old, **records})
     for rec in records.values():
         rec.state = "running"
     _save(state.workdir, {**old, **records})
@@ -323,7 +336,7 @@ def start_agents(exp: Experiment, state: ExperimentState, nodes: Sequence[Node],
 
 
 def run_each(hosts: Sequence[str], scripts: Sequence[str],
-              timeout_s: float) -> list[session.RunResult]:
+             timeout_s: float) -> list[session.RunResult]:
     """One ssh per host, each with its own script, in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 

@@ -5,8 +5,10 @@
 1. fetches each agent's ``events.jsonl.gz``, ``summary.json``, ``agent.json`` and
    ``agent.log`` (one scp per host, execo's ``Get``) into ``WORKDIR/agents/NODE``; a host
    that gives nothing is named in one line and left out;
-2. merges the traces onto one time line with the load events ``load`` applied
-   (``cluster_agents.merge_traces``; ``WORKDIR/loads.jsonl``) into ``OUT/events.jsonl.gz``;
+2. merges the traces onto one time line (``cluster_agents.merge_traces``) into
+   ``OUT/events.jsonl.gz``, with the load events ``load`` applied (``WORKDIR/loads.jsonl``,
+   each on the host its VM ran on then) and the hosts' power (``power`` events: the watts
+   of step 5 summed per second, which ``dvms report`` plots);
 3. writes ``OUT/summary.json`` (``cluster_agents.cluster_summary``: the one contract,
    ``status`` ``interrupted`` when an agent's trace was cut short, its summary missing, or a
    host gave nothing); ``vms_lost`` is computed: VMs the ``vms`` step left OK that no host
@@ -36,11 +38,13 @@ from deploy.g5k.state import ExperimentState
 from deploy.g5k.topology import TOPOLOGY, VMS_LIST
 from deploy.g5k.vmdeploy import Hypervisor, VmsRun
 from dvms.errors import DvmsError
+from dvms.events import load as load_event
+from dvms.events import power as power_event
 from dvms.summary import validate_summary, write_summary
 from dvms.trace import read_events, read_header
 
 __all__ = ["AGENT_FILES", "LOADS", "POWER", "collect_run", "fetch_outputs", "fetch_power",
-           "locate_vms", "write_power"]
+           "load_events_of", "locate_vms", "power_events", "write_power"]
 
 AGENT_FILES = ("events.jsonl.gz", "summary.json", "agent.json", "agent.log")
 LOADS = "loads.jsonl"
@@ -125,6 +129,45 @@ def write_power(path: Path, series: Mapping[str, Sequence[tuple[int, float]]]) -
     return rows
 
 
+def load_events_of(loads: Path, agent_events: Sequence[Mapping[str, Any]], origin: float,
+                   rs: VmsRun | None) -> list[dict[str, Any]]:
+    """The ``load`` events ``load`` applied (``t_unix``), each on the host its VM ran on
+    then: its host at the ``vms`` step, moved by the agents' ``migration.end`` events."""
+    moves = sorted((origin + float(e["t"]), str(e["vm"]), str(e["dst"]))
+                   for e in agent_events if e.get("type") == "migration.end")
+    if not loads.exists():
+        return []
+    out = []
+    for line in loads.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+            t, vm, value = float(rec["t_unix"]), str(rec["vm"]), float(rec["load"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        host = rs.vms[vm].host.split(".")[0] if rs and vm in rs.vms else str(rec.get("host"))
+        for when, moved, dst in moves:
+            if moved == vm and when <= t:
+                host = dst
+        event = load_event(0.0, host, vm=vm, host=host, load=value)
+        del event["t"]
+        out.append({"t_unix": t, **event})
+    return out
+
+
+def power_events(series: Mapping[str, Sequence[tuple[int, float]]]) -> list[dict[str, Any]]:
+    """``power`` events (``t_unix``): the hosts' watts summed per second."""
+    totals: dict[int, list[float]] = {}
+    for values in series.values():
+        for ts, watts in values:
+            totals.setdefault(int(ts), []).append(watts)
+    out = []
+    for ts in sorted(totals):
+        event = power_event(0.0, total_w=round(sum(totals[ts]), 3), hosts_on=len(totals[ts]))
+        del event["t"]
+        out.append({"t_unix": float(ts), **event})
+    return out
+
+
 def _window(state: ExperimentState, agent_dirs: Mapping[str, Path]) -> tuple[float, float]:
     """The run's window: the agents' earliest ``t0_unix`` (else the ``start`` step) to the
     end of their traces (else now)."""
@@ -156,15 +199,22 @@ def collect_run(state: ExperimentState, out: Path, *, hv: Hypervisor | None = No
     if not got:
         raise DvmsError(f"host {', '.join(missing)}: no agent output to collect")
     out.mkdir(parents=True, exist_ok=True)
-    loads = state.workdir / LOADS
-    merge_traces([got[n] for n in sorted(got)], out / "events.jsonl.gz",
-                 loads if loads.exists() else None)
-    header = read_header(out / "events.jsonl.gz") or {}
+    dirs = [got[n] for n in sorted(got)]
+    trace = out / "events.jsonl.gz"
+    merge_traces(dirs, trace)  # the agents alone first: where the VMs went, and when
+    origin = float((read_header(trace) or {}).get("t0_unix", 0.0))
+    rs = VmsRun.load(state.workdir)
+    t0, t1 = _window(state, got)
+    hosts = [records[n].host for n in records]
+    series = fetch_power(hosts, t0, t1)
+    extra = load_events_of(state.workdir / LOADS, list(read_events(trace)), origin, rs)
+    merge_traces(dirs, trace, extra=extra + power_events(series))
+    header = read_header(trace) or {}
     truncated = list(header.get("truncated", []))
     if truncated:
         progress(f"collect: trace cut short for {', '.join(truncated)} (its events so far "
                  "are merged)")
-    events = list(read_events(out / "events.jsonl.gz"))
+    events = list(read_events(trace))
     agents: dict[str, dict[str, Any]] = {}
     for node in records:
         try:
@@ -175,7 +225,6 @@ def collect_run(state: ExperimentState, out: Path, *, hv: Hypervisor | None = No
     if unfinished:
         progress(f"collect: agent {', '.join(unfinished)} ended without a summary (killed?); "
                  "its trace so far is merged")
-    rs = VmsRun.load(state.workdir)
     ok_vms = [vm for vm, r in rs.vms.items() if r.state == "OK"] if rs else []
     lost: list[str] = []
     if ok_vms:
@@ -196,9 +245,6 @@ def collect_run(state: ExperimentState, out: Path, *, hv: Hypervisor | None = No
     for name in (VMS_LIST, TOPOLOGY):
         if (state.workdir / name).exists():
             shutil.copyfile(state.workdir / name, out / name)
-    t0, t1 = _window(state, got)
-    hosts = [records[n].host for n in records]
-    series = fetch_power(hosts, t0, t1)
     write_power(out / POWER, series)
     silent = [h for h in hosts if not series.get(h)]
     if silent:

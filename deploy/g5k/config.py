@@ -191,6 +191,8 @@ class AgentsConfig(Section):
     python: str = option("python3", "Interpreter on the nodes with dvms importable (G5K: a "
                                     "venv on the NFS home; lab: this machine's).")
     pythonpath: str = option("", "PYTHONPATH on the nodes (lab: the project's root).")
+    install_command: str = option("", "Shell command run on a host before its agent starts "
+                                      "(e.g. a pip install of the wheel; empty: none).")
     remote_dir: str = option("/tmp/dvms-agents", "Agent directories on the nodes "
                                                  "(REMOTE_DIR/NODE: config, keys, trace, log).")
     address: str = option("auto", "Address the agents bind: auto (the node's own, read on "

@@ -2,8 +2,8 @@
 
 ``serve_agents`` serves the dashboard (``dvms.dashboard``, the same page as ``dvms
 simulate --live``) on ``127.0.0.1:PORT`` from a daemon thread, and polls every agent's
-trace over ssh (``zcat`` of its ``events.jsonl.gz``: what the agent has flushed so far; a
-gzip stream being written decodes up to its last flushed block), shifting each agent's
+trace over ssh (its ``events.jsonl.gz`` inflated on the node by the agent's Python: what
+the agent has flushed so far, up to the stream's last flushed block), shifting each agent's
 events onto the earliest agent's clock as ``merge_traces`` does, plus the load events
 ``load`` applies (``WORKDIR/loads.jsonl``). It returns the function that stops both.
 """
@@ -32,6 +32,8 @@ class AgentTail:
         self.seen: dict[str, int] = dict.fromkeys(self.records, 0)
         self.t0: dict[str, float] = {}
         self.loads_seen = 0
+        self.vm_host: dict[str, str] = {}
+        """Where the agents' migrations put each VM (``migration.end`` seen so far)."""
 
     def origin(self) -> float | None:
         return min(self.t0.values()) if self.t0 else None
@@ -39,8 +41,7 @@ class AgentTail:
     def poll(self, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         names = list(self.records)
         results = run_each([self.records[n].host for n in names],
-                           [f"zcat -f {shlex.quote(self.records[n].dir)}/events.jsonl.gz "
-                            "2>/dev/null" for n in names], timeout_s)
+                           [_read_command(self.records[n]) for n in names], timeout_s)
         fresh: list[tuple[str, dict[str, Any]]] = []
         for name, r in zip(names, results, strict=True):
             lines = [ln for ln in r.output.splitlines() if ln.startswith("{")]
@@ -50,7 +51,7 @@ class AgentTail:
                 except ValueError:
                     break  # a line cut by the stream's end: read again next time
                 self.seen[name] += 1
-                if "t" not in rec:  # the header (t0_unix, node, provenance)
+                if rec.get("type") == "header":  # t0_unix: where its t = 0 is
                     self.t0[name] = float(rec.get("t0_unix", time.time()))
                     continue
                 fresh.append((name, rec))
@@ -61,6 +62,11 @@ class AgentTail:
                for n, e in fresh]
         out += self._loads(origin)
         out.sort(key=lambda e: e["t"])
+        for e in out:  # a load event is logged with the VM's first host: follow migrations
+            if e.get("type") == "migration.end":
+                self.vm_host[str(e["vm"])] = str(e["dst"])
+            elif e.get("type") == "load" and str(e.get("vm")) in self.vm_host:
+                e["host"] = e["node"] = self.vm_host[str(e["vm"])]
         return out
 
     def _loads(self, origin: float) -> list[dict[str, Any]]:
@@ -70,6 +76,19 @@ class AgentTail:
         events = load_events(self.state.workdir / LOADS, origin)
         new, self.loads_seen = events[self.loads_seen:], len(events)
         return new
+
+
+_INFLATE = ("import sys, zlib; d = zlib.decompressobj(31); "
+            "sys.stdout.write(d.decompress(open(sys.argv[1], 'rb').read())"
+            ".decode('utf-8', 'replace'))")
+"""Decompress what a gzip stream being written holds so far (``zcat`` prints nothing of a
+stream without its end)."""
+
+
+def _read_command(rec: AgentRecord) -> str:
+    python = rec.command.rsplit(" -m dvms agent ", 1)[0] or "python3"
+    return (f"{shlex.quote(python)} -c {shlex.quote(_INFLATE)} "
+            f"{shlex.quote(rec.dir + '/events.jsonl.gz')} 2>/dev/null")
 
 
 def serve_agents(state: ExperimentState, port: int, *, period_s: float = 2.0,

@@ -311,6 +311,7 @@ def release_all(ctx: Context) -> list[str]:
         done.append("agents stopped")
     rs = VmsRun.load(state.workdir)
     if rs is not None and "vms" in ctx.exp.extra:
+        _destroy_moved(ctx, rs)
         unreachable = destroy_vms(state, _vms_cfg(ctx.exp), _hypervisor(ctx.exp))
         if unreachable:
             raise DvmsError(f"host {', '.join(unreachable)}: VMs not destroyed "
@@ -325,6 +326,26 @@ def release_all(ctx: Context) -> list[str]:
                 state.steps[step]["status"] = "released"
         state.save()
     return done
+
+
+def _destroy_moved(ctx: Context, rs: Any) -> None:
+    """Destroy the VMs the agents migrated where they run now (``destroy_vms`` then cleans
+    the hosts ``vms.json`` has them on: their domain definitions and disks there)."""
+    from deploy.g5k import session
+    from deploy.g5k.collect import locate_vms
+    from deploy.g5k.domains import destroy_command
+
+    hv, cfg = _hypervisor(ctx.exp), _vms_cfg(ctx.exp)
+    where, _ = locate_vms(ctx.state.ok_hosts(), hv)
+    moved: dict[str, list[str]] = {}
+    for vm, host in where.items():
+        if vm in rs.vms and host != rs.vms[vm].host:
+            moved.setdefault(host, []).append(vm)
+    for host, vms in moved.items():
+        r = session.run([host], destroy_command(vms, cfg.disk_dir, hv.uri, hv.virsh),
+                        timeout_s=300)[0]
+        if r.status != 0:
+            raise DvmsError(f"host {host}: VMs not destroyed (exit {r.status}; release again)")
 
 
 def status_json(state: ExperimentState) -> dict[str, Any]:
