@@ -36,7 +36,7 @@ from dvms.provenance import trace_header
 from dvms.services.vivaldi import VivaldiService
 from dvms.summary import build_summary
 from dvms.trace import TraceWriter
-from peeractor import PeerActorError
+from peeractor import Address, PeerActorError
 from peeractor.keys import load_run_keys
 from peeractor.threaded import ThreadRuntime
 from peeractor.zmq_transport import ZmqTransport
@@ -154,8 +154,17 @@ def start_node(cfg: AgentConfig) -> RunningNode:
         raise DvmsError(f"agent {cfg.node}: {exc}") from exc
     for peer in cfg.peers:
         runtime.add_route(peer.node, peer.address)
+
+    def deliver(address: Address, message: object) -> None:
+        """A migration's result to whoever ordered it: a service of this node, or of
+        another agent (the centralised coordinator), over the transport."""
+        if address[0] == cfg.node:
+            runtime.inject(address, message)
+        else:
+            transport.send(cfg.node, address[0], address[1], message)
+
     hv = LibvirtHypervisor(
-        cfg.node, cfg.libvirt_uri, deliver=runtime.inject, peer_uris=cfg.peer_uris(),
+        cfg.node, cfg.libvirt_uri, deliver=deliver, peer_uris=cfg.peer_uris(),
         capacity=cfg.capacity, migration_timeout_s=cfg.agent.migration_timeout_s, trace=trace,
         clock=runtime.now, sites=cfg.sites(), migration_storage=cfg.agent.migration_storage)
     nodes = cfg.nodes()

@@ -4,12 +4,12 @@
   minus ``reserved_cores × 100`` (one core kept for the host, as VMPlaceS), and the node's
   memory minus ``reserved_memory_mib``.
 - **VMs**: every active domain, with its current memory and vCPU count. CPU **usage** is
-  measured from CPU-time deltas between two samples (percent of a core, wall clock of this
-  process). CPU **demand** is the quota-derived target when the domain has a libvirt CPU
-  cap (``vcpu_quota``/``global_quota``, which is how the local cluster injects load: its
-  guests spin and the cap sets how much they get), else the measured usage. A capped
-  guest on an overloaded host gets less than its cap; its demand is still the cap, which
-  is what makes the overload visible.
+  measured from CPU-time deltas between two samples at least ``MIN_SAMPLE_S`` apart
+  (percent of a core, wall clock of this process). CPU **demand** is the quota-derived
+  target when the domain has a libvirt CPU cap (``vcpu_quota``/``global_quota``, which is
+  how the local cluster injects load: its guests spin and the cap sets how much they
+  get), else the measured usage. A capped guest on an overloaded host gets less than its
+  cap; its demand is still the cap, which is what makes the overload visible.
 - **migrate**: a live migration (``migrateToURI3`` with LIVE | PEER2PEER | PERSIST_DEST |
   UNDEFINE_SOURCE, plus NON_SHARED_INC with ``migration_storage="copy-inc"``: the disk
   overlay is copied, the backing file being on both hosts, as on Grid'5000 where each
@@ -69,6 +69,10 @@ MIGRATION_STORAGE = {"shared": 0, "copy-inc": libvirt.VIR_MIGRATE_NON_SHARED_INC
 """Storage modes: disks on shared storage, or copied incrementally over the backing file."""
 
 DEFAULT_PERIOD_US = 100_000
+MIN_SAMPLE_S = 0.2
+"""Shortest window a CPU usage is measured over: two reads a few ms apart (a monitor tick,
+then a partition's snapshot) would see 0 or several cores, as the CPU time advances by
+scheduler ticks; within the window the last usage stands."""
 MIN_QUOTA_US = 1_000
 
 Trace = Callable[[dict[str, Any]], None]
@@ -284,10 +288,11 @@ class LibvirtHypervisor:
         now = time.monotonic()
         with self._lock:
             mark = self._marks.get(name)
-            usage = 0.0 if mark is None else cpu_percent(mark.cpu_ns, cpu_ns, now - mark.at)
-            if mark is not None and now - mark.at <= 0:
-                usage = mark.usage
-            self._marks[name] = _CpuMark(cpu_ns=int(cpu_ns), at=now, usage=usage)
+            if mark is not None and now - mark.at < MIN_SAMPLE_S:
+                usage = mark.usage  # too short a window: keep the mark, reuse its usage
+            else:
+                usage = 0.0 if mark is None else cpu_percent(mark.cpu_ns, cpu_ns, now - mark.at)
+                self._marks[name] = _CpuMark(cpu_ns=int(cpu_ns), at=now, usage=usage)
             outgoing = name in self._outgoing
         incoming = (state == libvirt.VIR_DOMAIN_PAUSED
                     and reason == libvirt.VIR_DOMAIN_PAUSED_MIGRATION)

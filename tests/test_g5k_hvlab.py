@@ -148,10 +148,12 @@ def test_lab_up_every_node_reaches_its_own_libvirtd(hvlab: HvLab) -> None:
         uri = r.stdout.splitlines()[0]
         assert uri == info["uri"] and str(hvlab.dir / "hv" / "hosts" / short) in uri
         assert f"{info['ip']}/18" in r.stdout  # the host's address moved to br0
-        # the node's cgroup v2 directory holds its libvirtd (hence its qemus)
-        daemon = int((hvlab.dir / "hv" / "hosts" / short / "daemon.pid").read_text())
-        procs = Path(info["cgroup"], "cgroup.procs").read_text().split()
-        assert str(daemon) in procs and (Path(info["cgroup"]) / "cpu.stat").exists()
+        # the node's cgroup: its daemon's subtree, weighted as many processes as its cores
+        cg = Path(info["cgroup"])
+        assert cg.name == f"libvirt-{info['netns']}" and cg.is_dir()
+        assert (cg / "cpuacct.usage").exists() or (cg / "cpu.stat").exists()
+        shares = Path("/sys/fs/cgroup/cpu", cg.name, "cpu.shares")
+        assert not shares.exists() or shares.read_text().strip() == "4096"
     # the example experiment of tier F
     exp = tomllib.loads((hvlab.dir / "experiment.toml").read_text())
     assert exp["hosts"]["packages"] == []

@@ -379,16 +379,17 @@ def _check_ratio(cfg: VmsConfig, rs: VmsRun) -> None:
 
 def destroy_vms(state: ExperimentState, cfg: VmsConfig, hv: Hypervisor = Hypervisor(), *,
                 timeout_s: float = 300.0) -> list[str]:
-    """Destroy every recorded VM and its disk (hosts that do not answer are listed)."""
+    """Destroy every recorded VM and its disk (hosts that do not answer are listed), on
+    its recorded host *and* on every other OK host: a VM the agents live-migrated runs
+    (and keeps a disk) where ``vms.json`` does not say."""
     rs = VmsRun.load(state.workdir)
     if rs is None:
         return []
-    hosts: dict[str, list[str]] = {}
-    for vm, rec in rs.vms.items():
-        hosts.setdefault(rec.host, []).append(vm)
+    vms = list(rs.vms)
+    hosts = list(dict.fromkeys([*(r.host for r in rs.vms.values()), *state.ok_hosts()]))
     run = _runner(timeout_s)
     unreachable = [r.host for r in _parallel(run, {
-        h: destroy_command(ids, cfg.disk_dir, hv.uri, hv.virsh) for h, ids in hosts.items()})
+        h: destroy_command(vms, cfg.disk_dir, hv.uri, hv.virsh) for h in hosts})
         if r.status != 0]
     if not unreachable:
         (state.workdir / VMS_STATE).unlink()

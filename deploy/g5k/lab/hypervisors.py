@@ -72,13 +72,15 @@ def control_ip(spec: LabSpec) -> str:
     return str(net_.network_address + 254)
 
 
-def _cgroup_v2(name: str) -> str:
-    """The cgroup v2 directory of a host's subtree (the unified mount of a hybrid system)."""
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] == "cgroup2":
-            return str(Path(parts[1]) / name)
+def cpu_cgroup(name: str) -> str:
+    """The directory of a host's subtree that accounts its qemus' CPU: the v1 ``cpuacct``
+    one (``cpuacct.usage``) on a machine with v1 controllers (libvirt then puts each qemu
+    in ``machine/…`` there; a hybrid machine's cgroup v2 hierarchy holds none of them),
+    else the cgroup v2 one (``cpu.stat``)."""
     mounts = cgroup_controller_mounts()
+    for mount in mounts:
+        if mount.name.split(",").count("cpuacct") or mount.name == "cpuacct":
+            return str(mount / name)
     return str((mounts[0] if mounts else Path("/sys/fs/cgroup")) / name)
 
 
@@ -103,7 +105,7 @@ def attach(spec: LabSpec, workdir: Path, prefix: str) -> LabSpec:
 
     def node(n: LabNode) -> LabNode:
         h = daemons[n.short]
-        return dataclasses.replace(n, netns=h.netns, cgroup=_cgroup_v2(h.cgroup),
+        return dataclasses.replace(n, netns=h.netns, cgroup=cpu_cgroup(h.cgroup),
                                    env={**n.env, "LIBVIRT_DEFAULT_URI": h.uri,
                                         "DVMS_HOST_IP": h.ip})
 
@@ -165,11 +167,10 @@ def _up(spec: LabSpec, workdir: Path, prefix: str, delay_ms: float) -> ClusterSt
         net.run(["ip", "-n", bns, "link", "set", f"{link}b", "master",
                  f"s{site_index[site_name]}"])
         _host_bridge(host.netns, host.ip, prefixlen)
+    cores = {n.short: n.cores for _, _, n in spec.all_nodes()}
     for host in state.hosts:
-        pid = host.start()
-        # the daemon (hence every qemu it forks) into its cgroup v2 directory, whose
-        # cpu.stat then counts the host's CPU (the lab's fake Kwapi reads it)
-        Path(_cgroup_v2(host.cgroup), "cgroup.procs").write_text(str(pid))
+        host.start()
+        _fair_share(host.cgroup, cores[host.name])
     _warm_up(state.hosts)
     state.hosts[0].save_capabilities()
     return state
@@ -189,6 +190,20 @@ def _netem(state: ClusterState, dev: str, ms: float) -> None:
     state.save()
     print(f"lab: warning: no delay between sites: {state.spec['delay_unavailable']}",
           file=sys.stderr, flush=True)
+
+
+def _fair_share(cgroup: str, cores: int) -> None:
+    """CPU weight of a host's subtree = ``cores`` ordinary processes: a cgroup competes
+    with the machine's other processes as *one* (weight 1024), so the qemus of a lab host
+    would share one process's CPU between them and their measured load (what the agents
+    see) would collapse on a busy machine. Not a priority: a busy host gets what as many
+    processes as it has cores would."""
+    for mount in cgroup_controller_mounts():
+        for knob, value in (("cpu.shares", 1024 * cores), ("cpu.weight", 100 * cores)):
+            path = mount / cgroup / knob
+            if path.exists():
+                with contextlib.suppress(OSError):
+                    path.write_text(str(min(value, 10000) if knob == "cpu.weight" else value))
 
 
 def _host_bridge(ns: str, ip: str, prefixlen: int) -> None:
