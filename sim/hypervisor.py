@@ -3,7 +3,8 @@
 Node code (monitor, DVMS) sees a simulated host exactly as it would see libvirt:
 capacity, the VMs running there with their CPU demand, ``migrate`` with a
 ``MigrationResult`` sent back later. ``watch(address)`` returns True: the world pushes
-``HypervisorChanged`` to the watcher on every change of the host's demand (no polling).
+``HypervisorChanged`` to the watcher on every change of the host's demand while it is
+overloaded and on the change back within capacity (no polling; ``World.changed``).
 """
 
 from __future__ import annotations
