@@ -125,13 +125,19 @@ def _child_argv(hosts: int, duration: float, seed: int) -> list[str]:
             "--duration", str(duration), "--seed", str(seed)]
 
 
+def _last_json(stdout: str) -> dict[str, Any]:
+    line = [x for x in stdout.splitlines() if x.startswith("{")][-1]
+    figures: dict[str, Any] = json.loads(line)
+    return figures
+
+
 def point(hosts: int, duration: float = DURATION_S, seed: int = 1) -> dict[str, Any]:
     """One growth-curve point, in a fresh child process (``process_wall_s``: its lifetime)."""
     started = time.perf_counter()
     done = subprocess.run(
         _child_argv(hosts, duration, seed), check=True, capture_output=True, text=True, cwd=ROOT
     )
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = _last_json(done.stdout)
     figures["process_wall_s"] = round(time.perf_counter() - started, 1)
     return figures
 
@@ -184,7 +190,7 @@ def profile(hosts: int, out: Path, duration: float = DURATION_S, seed: int = 1,
         started = time.perf_counter()
         done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
-        figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        figures = _last_json(done.stdout)  # py-spy prints its own lines after the child's
         raw_text = raw.read_text()
     info = machine()
     title = "\n".join([

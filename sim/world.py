@@ -47,7 +47,7 @@ from sim.accuracy import median_error
 from sim.faults import FaultAction, link_pairs, plan_faults
 from sim.hypervisor import SimHypervisor
 from sim.infrastructure import Infrastructure, SimHost, SimVM
-from sim.load import LoadDistribution, poisson_process, read_load_trace, replay_process
+from sim.load import LoadDistribution, PoissonLoad, read_load_trace, replay_process
 from sim.migration import MigrationEngine
 from sim.network import GeoNetwork
 from sim.power import PowerMeter
@@ -262,12 +262,12 @@ class World:
             load = replay_process(
                 self.env, self.replay, self.infra.vm_by_id, self.set_load, self.distribution.cap
             )
+            self.env.process(load)
         else:
             rate = len(self.infra.vms) / sc.load.period_s
-            load = poisson_process(
+            PoissonLoad(
                 self.env, self.infra.vms, rate, self.load_rng, self.distribution, self.set_load
-            )
-        self.env.process(load)
+            ).start()
         self.env.process(self._power_sampler())
         for action in self.faults:
             self.runtime.call_later(action.t, partial(self._fault, action))
