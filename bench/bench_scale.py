@@ -11,6 +11,8 @@ commit and the command, and the load average before and after (the machine is sh
 trust CPU time and ratios over wall time).
 
 ``python -m bench.bench_scale --hosts 100000`` runs one point;
+``python -m bench.bench_scale curve --hosts 1000,3000 --jobs 2 --out F.json`` a curve with
+points side by side;
 ``python -m bench.bench_scale profile --hosts 10000`` runs one point under py-spy
 (``pip install py-spy``) and writes a text summary of the top frames by own and total
 share to ``bench/results/profile-<hosts>.txt`` (``--out`` to choose).
@@ -29,12 +31,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from dvms.provenance import provenance
 
-__all__ = ["HOSTS", "machine", "main", "point", "profile", "summarise_profile"]
+__all__ = ["HOSTS", "curve", "machine", "main", "point", "profile", "summarise_profile"]
 
 HOSTS = (1_000, 3_000, 10_000, 30_000)
 """Growth-curve points (hosts) of ``make bench``; 100,000 is opt-in (``DVMS_BENCH_100K``)."""
@@ -215,19 +218,24 @@ def _ratios(points: dict[str, dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def main(quick: bool = False) -> dict[str, Any]:
-    big = os.environ.get(ENV_100K, "") not in ("", "0")
-    hosts = (1_000,) if quick else HOSTS + ((BIG,) if big else ())
-    duration = 600.0 if quick else DURATION_S
+def curve(hosts: tuple[int, ...], duration: float = DURATION_S, seed: int = 1,
+          jobs: int = 1, command: str = "") -> dict[str, Any]:
+    """The growth curve over ``hosts``: each point a fresh child, ``jobs`` at a time
+    (points side by side share the machine: their CPU time holds, their wall time grows)."""
     before = machine()
-    points = {str(n): point(n, duration) for n in hosts}
-    after = os.getloadavg()
+    if jobs > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # biggest first: it sets the end
+            futures = {n: pool.submit(point, n, duration, seed) for n in sorted(hosts)[::-1]}
+            done = {n: futures[n].result() for n in hosts}
+    else:
+        done = {n: point(n, duration, seed) for n in hosts}
+    points = {str(n): done[n] for n in sorted(hosts)}
     return {
-        "command": "python -m bench.run scale" + (" --quick" if quick else "")
-        + (f"  ({ENV_100K}=1)" if big else ""),
-        "scenario": "default, DVMS + LBO + Vivaldi, 10 VMs per host, seed 1",
+        "command": command,
+        "scenario": f"default, DVMS + LBO + Vivaldi, 10 VMs per host, seed {seed}",
         "duration_s": duration,
-        "machine": {**before, "loadavg_after": list(after)},
+        "parallel_points": jobs,
+        "machine": {**before, "loadavg_after": list(os.getloadavg())},
         "note": "shared 2-core machine: cpu_s (the child's own CPU time of simulate) is the "
         "figure to compare; wall_s includes waiting for the CPU",
         "points": points,
@@ -235,25 +243,42 @@ def main(quick: bool = False) -> dict[str, Any]:
     }
 
 
+def main(quick: bool = False) -> dict[str, Any]:
+    big = os.environ.get(ENV_100K, "") not in ("", "0")
+    hosts = (1_000,) if quick else HOSTS + ((BIG,) if big else ())
+    command = "python -m bench.run scale" + (" --quick" if quick else "")
+    if big:
+        command = f"{ENV_100K}=1 {command}"
+    return curve(hosts, 600.0 if quick else DURATION_S, command=command)
+
+
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_scale")
-    parser.add_argument("what", nargs="?", choices=("point", "profile"), default="point")
+    parser.add_argument("what", nargs="?", choices=("point", "profile", "curve"),
+                        default="point")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--hosts", default="10000", help="hosts (curve: a comma list)")
+    parser.add_argument("--jobs", type=int, default=1, help="curve: points side by side")
     parser.add_argument("--duration", type=float, default=DURATION_S)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, help="profile summary (default "
-                        "bench/results/profile-<hosts/1000>k.txt)")
+    parser.add_argument("--out", type=Path, help="profile: the summary (default bench/results/"
+                        "profile-<hosts/1000>k.txt); curve: a JSON file")
     args = parser.parse_args(argv)
     if args.child is not None:
         print(json.dumps(_child(args.child, args.duration, args.seed)))
         return 0
-    if args.what == "profile":
-        out = args.out or RESULTS / f"profile-{args.hosts // 1000}k.txt"
-        figures = profile(args.hosts, out, args.duration, args.seed)
+    hosts = tuple(int(h) for h in args.hosts.split(","))
+    if args.what == "curve":
+        command = "python -m bench.bench_scale " + " ".join(argv)
+        figures = curve(hosts, args.duration, args.seed, args.jobs, command)
+        if args.out:
+            args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    elif args.what == "profile":
+        out = args.out or RESULTS / f"profile-{hosts[-1] // 1000}k.txt"
+        figures = profile(hosts[-1], out, args.duration, args.seed)
         print(out.read_text())
     else:
-        figures = {"machine": machine(), **point(args.hosts, args.duration, args.seed)}
+        figures = {"machine": machine(), **point(hosts[-1], args.duration, args.seed)}
     print(json.dumps(figures, indent=2))
     return 0
 
