@@ -42,9 +42,7 @@ class Context(Protocol):
     """What a runtime provides to a bound behaviour."""
 
     node: NodeId
-
-    @property
-    def rng(self) -> random.Random: ...
+    rng: random.Random
 
     def send(self, address: Address, message: object) -> None: ...
 
@@ -69,22 +67,14 @@ class Behaviour:
     emit: Callable[..., None]
 
     def bind(self, ctx: Context) -> None:
-        """Called once by the runtime before ``on_start``; copies the context's operations
-        (``rng`` on first use: many services never draw, and a generator weighs 2.5 KB)."""
+        """Called once by the runtime before ``on_start``; copies the context's operations."""
         self.ctx = ctx
         self.node = ctx.node
+        self.rng = ctx.rng
         self.send = ctx.send
         self.schedule = ctx.schedule
         self.now = ctx.now
         self.emit = ctx.emit
-
-    def __getattr__(self, name: str) -> Any:
-        # only for attributes not set yet: the context's rng, fetched once on first use
-        if name == "rng" and "ctx" in self.__dict__:
-            rng: random.Random = self.ctx.rng
-            self.rng = rng
-            return rng
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def address(self) -> Address:

@@ -76,7 +76,7 @@ _TIMER_CALLBACKS = (_fire_timer,)
 class _SimContext:
     """What a behaviour on ``SimRuntime`` acts through; ``send`` is the hot path."""
 
-    __slots__ = ("_behaviour", "_peer", "_rng", "_rt", "emit", "node", "now", "service")
+    __slots__ = ("_behaviour", "_peer", "_rt", "emit", "node", "now", "rng", "service")
 
     def __init__(self, rt: SimRuntime, peer: SimPeer, behaviour: Behaviour) -> None:
         node = peer.node
@@ -84,19 +84,10 @@ class _SimContext:
         self._peer = peer
         self.node = node
         self.service = behaviour.name
-        self._rng: random.Random | None = None
+        self.rng = random.Random(stable_seed(rt.seed, node, behaviour.name))
         self.now = rt._now_fn  # shared: one bound method for every context
         self.emit: Callable[..., None] = self._emit if rt.trace is not None else _no_emit
         self._behaviour = behaviour
-
-    @property
-    def rng(self) -> random.Random:
-        """The service's generator, made on first use (seeded from the run seed and the
-        address, so when it is made does not matter)."""
-        rng = self._rng
-        if rng is None:
-            rng = self._rng = random.Random(stable_seed(self._rt.seed, self.node, self.service))
-        return rng
 
     def send(self, address: Address, message: object) -> None:
         rt = self._rt
