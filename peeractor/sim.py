@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
-from heapq import heappop
 from typing import Any
 
 import simpy
 from pykka._envelope import Envelope
-from simpy.core import Environment, StopSimulation
-from simpy.events import Event, EventPriority
+from simpy.core import StopSimulation
+from simpy.events import EventPriority
 
 from peeractor._seed import stable_seed
 from peeractor._simpeer import NORMAL, URGENT, Call, Letter, SimPeer
@@ -174,9 +173,6 @@ class SimRuntime:
         self._latency = self.network.latency
         self._now_fn = self.now
         self._schedule: Callable[[Any, EventPriority, float], None] = self.env.schedule
-        env_type = type(self.env)
-        self._plain = env_type.run is Environment.run and env_type.step is Environment.step
-        """A plain ``simpy.Environment``: ``run`` drives it with ``step`` inlined."""
         self._running = False
         self._stopped = False
 
@@ -262,10 +258,7 @@ class SimRuntime:
             return
         self._running = True
         try:
-            if self._plain:
-                _drive(self.env, until)
-            else:
-                self.env.run(until=until)
+            self.env.run(until=until)
         finally:
             self._running = False
 
@@ -283,41 +276,6 @@ class SimRuntime:
     @property
     def stopped(self) -> bool:
         return self._stopped
-
-
-def _drive(env: Environment, until: float) -> None:
-    """``env.run(until=until)`` with ``env.step()`` inlined (a plain ``Environment``).
-
-    The same events in the same order: the stop event is scheduled as simpy schedules it
-    (``URGENT`` at ``until``), callbacks run as ``step`` runs them (a failed event that
-    nobody defused raises a copy of its exception; a ``StopSimulation`` from a callback
-    re-schedules the event's remaining callbacks and ends the run).
-    """
-    stop = Event(env)
-    stop._ok = True
-    stop._value = None
-    env.schedule(stop, URGENT, until - env._now)
-    stop.callbacks.append(StopSimulation.callback)
-    queue: list[Any] = env._queue
-    pop = heappop
-    event: Any
-    try:
-        while True:
-            env._now, _, _, event = pop(queue)  # never empty: ``stop`` is queued
-            callbacks, event.callbacks = event.callbacks, None
-            try:
-                for callback in callbacks:
-                    callback(event)
-            except StopSimulation:
-                event.callbacks = callbacks[callbacks.index(callback) + 1 :]
-                env.schedule(event, EventPriority(-1))
-                raise
-            if not event._ok and not hasattr(event, "_defused"):
-                exc = type(event._value)(*event._value.args)
-                exc.__cause__ = event._value
-                raise exc
-    except StopSimulation:
-        return
 
 
 def _call_payload(call: Call) -> None:
