@@ -98,7 +98,9 @@ class LboOverlay:
         self._data = np.zeros((table_size, 2))
         self._view = PackedCoordinates(self._data[:, :0], self._data[:, 0], self._data[:, 1])
         self._dirty: set[int] = set()
-        self._dist = np.full(table_size, np.inf)  # from ``_own_ref``; inf for empty slots
+        # distances from ``_own_ref`` (inf for empty slots): a list, since the hot paths
+        # (``observe``) read and write single entries, which numpy scalars make slow
+        self._dist: list[float] = [math.inf] * table_size
         self._empty = np.ones(table_size, dtype=bool)
         self._stale = False
         self._close_cache: list[NodeId] | None = None
@@ -120,20 +122,21 @@ class LboOverlay:
         want = len(self._slot_of) if k is None else min(k, len(self._slot_of))
         if cache is None or len(cache) < want:
             cache = self._close_cache = self._closest(max(want, _CLOSE_CACHE))
-            self._close_cut = float(self._dist[self._slot_of[cache[-1]]]) if cache else math.inf
+            self._close_cut = self._dist[self._slot_of[cache[-1]]] if cache else math.inf
         return cache[:want]
 
     def fresh_close_nodes(self, k: int, since: float = -math.inf) -> list[CloseNode]:
         """Of the ``k`` closest live entries, those known alive at or after ``since``, as
         (node, coordinate, heard_at), closest first (what gossip relays)."""
         slot_of, coords, heard = self._slot_of, self._coords, self._heard
+        new = tuple.__new__  # CloseNode(...) without its Python-level __new__ (hot path)
         out: list[CloseNode] = []
         for node in self.close_nodes(k):
             slot = slot_of[node]
             at = heard[slot]
             coordinate = coords[slot]
             if at >= since and coordinate is not None:
-                out.append(CloseNode(node, coordinate, at))
+                out.append(new(CloseNode, (node, coordinate, at)))
         return out
 
     def _closest(self, k: int) -> list[NodeId]:
@@ -142,10 +145,10 @@ class LboOverlay:
         if k <= 0:
             return []
         if k < len(dist):
-            index = dist.argpartition(k - 1)[:k].tolist()
+            index = np.array(dist).argpartition(k - 1)[:k].tolist()
         else:
             index = list(range(len(dist)))
-        index.sort(key=dist.item)
+        index.sort(key=dist.__getitem__)
         return [n for n in (slots[i] for i in index) if n is not None]
 
     def coordinate_of(self, node: NodeId) -> Coordinate | None:
@@ -191,7 +194,14 @@ class LboOverlay:
                 self._remember(node, coordinate)
             return
         own = self.own
-        distance = math.inf if own is None else own.distance_to(coordinate)
+        if own is None:
+            distance = math.inf
+        elif len(own.vec) == len(coordinate.vec):  # Coordinate.distance_to, inlined
+            raw = math.dist(own.vec, coordinate.vec) + own.height + coordinate.height
+            adjusted = raw + own.adjustment + coordinate.adjustment
+            distance = adjusted if adjusted > 0.0 else raw
+        else:
+            distance = own.distance_to(coordinate)  # raises InvalidCoordinate
         slot = self._slot_of.get(node)
         if slot is None:
             if self._free:
@@ -199,10 +209,11 @@ class LboOverlay:
             else:
                 if self._stale:
                     self._refresh()
+                dist = self._dist
                 far = self._far
-                if far is None:
-                    far = self._far = int(self._dist.argmax())
-                if distance >= self._dist[far]:
+                if far is None:  # the first slot of the largest distance (numpy's argmax)
+                    far = self._far = dist.index(max(dist))
+                if distance >= dist[far]:
                     if remember:
                         self._remember(node, coordinate)
                     return
@@ -219,8 +230,15 @@ class LboOverlay:
         # an update of a listed node only re-orders it (tolerated until the next refresh)
         self._coords[slot] = coordinate
         self._dirty.add(slot)
-        self._dist[slot] = distance
-        self._far = None
+        dist = self._dist  # (after any refresh above: it replaces the list)
+        far = self._far  # kept exact: the first slot of the largest distance, or None
+        if far is not None:
+            if slot == far:
+                if distance < dist[slot]:
+                    self._far = None
+            elif distance > dist[far] or (distance == dist[far] and slot < far):
+                self._far = slot
+        dist[slot] = distance
         if heard_at is not None:
             if heard_at > self._heard[slot]:
                 self._heard[slot] = heard_at
@@ -339,7 +357,7 @@ class LboOverlay:
         del self._slot_of[node]
         self._slots[slot] = None
         self._coords[slot] = None
-        self._dist[slot] = np.inf
+        self._dist[slot] = math.inf
         self._empty[slot] = True
         self._free.append(slot)
         self._far = None
@@ -354,5 +372,5 @@ class LboOverlay:
         self._own_ref = own
         dist = distances(own, self._packed())
         dist[self._empty] = np.inf
-        self._dist = dist
+        self._dist = dist.tolist()
         self._far = None

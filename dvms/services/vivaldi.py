@@ -196,7 +196,9 @@ class VivaldiService(Behaviour):
         if coordinate is None:
             return
         try:
-            own = self.client.update(pong.sender, coordinate, self.now() - pong.sent_at)
+            own = self.client.update(
+                pong.sender, coordinate, self.now() - pong.sent_at, checked=True
+            )  # ``_heard_from`` checked the coordinate
         except VivaldiError:
             self.stats.rejected += 1
             return
@@ -205,8 +207,7 @@ class VivaldiService(Behaviour):
     def _heard_from(self, node: NodeId, wire: WireCoordinate) -> Coordinate | None:
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
-        if node not in self.sample:
-            self.sample.add(node, self.rng)
+        self.sample.add(node, self.rng)  # a no-op for a member
         if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
