@@ -98,9 +98,10 @@ class LboOverlay:
         self._data = np.zeros((table_size, 2))
         self._view = PackedCoordinates(self._data[:, :0], self._data[:, 0], self._data[:, 1])
         self._dirty: set[int] = set()
-        # distances from ``_own_ref`` (inf for empty slots): a list, since the hot paths
-        # (``observe``) read and write single entries, which numpy scalars make slow
+        # distances from ``_own_ref`` (inf for empty slots), twice: a list for the hot
+        # paths' single reads (numpy scalars are slow), an array for argmax/argpartition
         self._dist: list[float] = [math.inf] * table_size
+        self._dist_array = np.full(table_size, np.inf)
         self._empty = np.ones(table_size, dtype=bool)
         self._stale = False
         self._close_cache: list[NodeId] | None = None
@@ -145,7 +146,7 @@ class LboOverlay:
         if k <= 0:
             return []
         if k < len(dist):
-            index = np.array(dist).argpartition(k - 1)[:k].tolist()
+            index = self._dist_array.argpartition(k - 1)[:k].tolist()
         else:
             index = list(range(len(dist)))
         index.sort(key=dist.__getitem__)
@@ -211,8 +212,8 @@ class LboOverlay:
                     self._refresh()
                 dist = self._dist
                 far = self._far
-                if far is None:  # the first slot of the largest distance (numpy's argmax)
-                    far = self._far = dist.index(max(dist))
+                if far is None:
+                    far = self._far = int(self._dist_array.argmax())
                 if distance >= dist[far]:
                     if remember:
                         self._remember(node, coordinate)
@@ -239,6 +240,7 @@ class LboOverlay:
             elif distance > dist[far] or (distance == dist[far] and slot < far):
                 self._far = slot
         dist[slot] = distance
+        self._dist_array[slot] = distance
         if heard_at is not None:
             if heard_at > self._heard[slot]:
                 self._heard[slot] = heard_at
@@ -358,6 +360,7 @@ class LboOverlay:
         self._slots[slot] = None
         self._coords[slot] = None
         self._dist[slot] = math.inf
+        self._dist_array[slot] = np.inf
         self._empty[slot] = True
         self._free.append(slot)
         self._far = None
@@ -372,5 +375,6 @@ class LboOverlay:
         self._own_ref = own
         dist = distances(own, self._packed())
         dist[self._empty] = np.inf
+        self._dist_array = dist
         self._dist = dist.tolist()
         self._far = None
