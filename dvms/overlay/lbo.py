@@ -105,6 +105,7 @@ class LboOverlay:
         self._empty = np.ones(table_size, dtype=bool)
         self._stale = False
         self._close_cache: list[NodeId] | None = None
+        self._close_slots: list[int] = []  # the cache's slots, in its order
         self._close_cut = math.inf
         self._own_ref: Coordinate | None = None
         self._far: int | None = None  # slot of the farthest entry, when known
@@ -122,35 +123,39 @@ class LboOverlay:
         cache = self._close_cache
         want = len(self._slot_of) if k is None else min(k, len(self._slot_of))
         if cache is None or len(cache) < want:
-            cache = self._close_cache = self._closest(max(want, _CLOSE_CACHE))
+            cache, self._close_slots = self._closest(max(want, _CLOSE_CACHE))
+            self._close_cache = cache
             self._close_cut = self._dist[self._slot_of[cache[-1]]] if cache else math.inf
         return cache[:want]
 
     def fresh_close_nodes(self, k: int, since: float = -math.inf) -> list[CloseNode]:
         """Of the ``k`` closest live entries, those known alive at or after ``since``, as
         (node, coordinate, heard_at), closest first (what gossip relays)."""
-        slot_of, coords, heard = self._slot_of, self._coords, self._heard
+        nodes = self.close_nodes(k)
+        coords, heard = self._coords, self._heard
         new = tuple.__new__  # CloseNode(...) without its Python-level __new__ (hot path)
         out: list[CloseNode] = []
-        for node in self.close_nodes(k):
-            slot = slot_of[node]
+        for node, slot in zip(nodes, self._close_slots, strict=False):  # cached together
             at = heard[slot]
             coordinate = coords[slot]
             if at >= since and coordinate is not None:
                 out.append(new(CloseNode, (node, coordinate, at)))
         return out
 
-    def _closest(self, k: int) -> list[NodeId]:
+    def _closest(self, k: int) -> tuple[list[NodeId], list[int]]:
+        """The ``k`` closest entries, closest first: their nodes and their slots."""
         slots, dist = self._slots, self._dist
         k = min(k, len(self._slot_of))
         if k <= 0:
-            return []
+            return [], []
         if k < len(dist):
             index = self._dist_array.argpartition(k - 1)[:k].tolist()
         else:
             index = list(range(len(dist)))
         index.sort(key=dist.__getitem__)
-        return [n for n in (slots[i] for i in index) if n is not None]
+        index = [i for i in index if slots[i] is not None]
+        nodes = [n for n in (slots[i] for i in index) if n is not None]  # (all of them)
+        return nodes, index
 
     def coordinate_of(self, node: NodeId) -> Coordinate | None:
         """The last coordinate observed for ``node``, if still remembered."""
