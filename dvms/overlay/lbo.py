@@ -21,6 +21,10 @@ Cost: the table keeps each entry's coordinate object and its distance from this 
 the last *refresh*; a refresh (one numpy pass over the table) happens only once this node's
 own coordinate moved by more than ``refresh_fraction`` of the distance to its 16th-closest
 entry, so the ranking of close nodes is approximate by at most that much in between.
+Per observation the upkeep is O(1) but for an eviction: the farthest slot (what a newcomer
+must beat) is kept exactly as entries move and recomputed (one argmax) only after the
+farthest entry left or a refresh; the ``_CLOSE_CACHE`` closest are re-ranked only when a
+newcomer beats the last of them, one of them leaves, or a refresh happens.
 """
 
 from __future__ import annotations
