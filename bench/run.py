@@ -2,7 +2,8 @@
 
 Each module provides ``main(quick: bool) -> dict`` returning JSON-able figures; they are
 written to ``bench/results/<name>.json`` and printed. ``python -m bench.run NAME...``
-runs only those; ``--quick`` runs reduced sizes (for a smoke check, not for figures).
+runs only those; ``--quick`` runs reduced sizes (for a smoke check, not for figures);
+``--100k`` adds the 100,000-host point to the ``scale`` growth curve (long: opt-in).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 import time
@@ -32,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {available()})")
     parser.add_argument("--quick", action="store_true", help="reduced sizes, smoke check only")
+    parser.add_argument(
+        "--100k", dest="big", action="store_true",
+        help="scale: add the 100,000-host point (long; same as DVMS_BENCH_100K=1)",
+    )
     args = parser.parse_args(argv)
+    if args.big:
+        os.environ["DVMS_BENCH_100K"] = "1"
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:

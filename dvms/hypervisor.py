@@ -60,7 +60,8 @@ class MigrationResult:
 
 @message("hv.Changed")
 class HypervisorChanged:
-    """Pushed to watchers when the demand of the host's VMs changes (simulated hosts)."""
+    """Pushed to watchers when the demand of the host's VMs changes while the host is
+    overloaded, or changes it back within capacity (simulated hosts; see ``watch``)."""
 
     node: NodeId
 
@@ -94,7 +95,10 @@ class Hypervisor(Protocol):
         ...
 
     def watch(self, address: Address) -> bool:
-        """Ask for ``HypervisorChanged`` at ``address`` on every demand change.
+        """Ask for ``HypervisorChanged`` at ``address`` on every demand change that an
+        overload monitor must see: each change while the host is overloaded (VMs want more
+        CPU or memory than it has) and the change that brings it back within capacity. A
+        change from within capacity to within capacity may be left out.
 
         Returns False when the hypervisor cannot push changes (then poll).
         """

@@ -3,7 +3,8 @@
 Node code (monitor, DVMS) sees a simulated host exactly as it would see libvirt:
 capacity, the VMs running there with their CPU demand, ``migrate`` with a
 ``MigrationResult`` sent back later. ``watch(address)`` returns True: the world pushes
-``HypervisorChanged`` to the watcher on every change of the host's demand (no polling).
+``HypervisorChanged`` to the watcher on every change of the host's demand while it is
+overloaded and on the change back within capacity (no polling; ``World.changed``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,19 @@ class SimHypervisor:
         return self._capacity
 
     def vms(self) -> Sequence[VMSample]:
-        """The VMs running here (one being migrated away is listed until it has left)."""
-        return [
-            VMSample(vm.id, vm.vcpus, vm.memory_mib, vm.demand, vm.migrating is not None)
-            for vm in self.host.vms.values()
-        ]
+        """The VMs running here (one being migrated away is listed until it has left).
+
+        Each VM's sample is kept until its demand, host or migration state changes."""
+        out: list[VMSample] = []
+        append = out.append
+        for vm in self.host.vms.values():
+            sample = vm.sample
+            if sample is None:
+                sample = vm.sample = VMSample(
+                    vm.id, vm.vcpus, vm.memory_mib, vm.demand, vm.migrating is not None
+                )
+            append(sample)
+        return out
 
     def demand_totals(self) -> tuple[float, int]:
         """(CPU demand, memory MiB) of the VMs running here, kept incrementally: O(1)."""

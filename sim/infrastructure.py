@@ -64,6 +64,7 @@ class SimVM:
         "memory_mib",
         "migrating",
         "model",
+        "sample",
         "vcpus",
     )
 
@@ -81,6 +82,9 @@ class SimVM:
         """The destination while a migration is in flight."""
         self.model: Any = None
         """Cache of the planners' view of this VM (cleared when its demand or host changes)."""
+        self.sample: Any = None
+        """Cache of the hypervisor's ``VMSample`` (cleared when its demand, host or migration
+        state changes)."""
 
 
 class SimHost:
@@ -154,7 +158,7 @@ class SimHost:
     def add(self, vm: SimVM) -> None:
         self.vms[vm.id] = vm
         vm.host = self
-        vm.model = None
+        vm.model = vm.sample = None
         self.cpu_demand += vm.demand
         self.mem_resident += vm.memory_mib
 
@@ -221,7 +225,7 @@ class Infrastructure:
         host = vm.host
         host.cpu_demand += demand - vm.demand
         vm.demand = demand
-        vm.model = None
+        vm.model = vm.sample = None
         if host.cpu_demand < CPU_TOLERANCE and all(v.demand == 0 for v in host.vms.values()):
             host.cpu_demand = 0.0
         return host

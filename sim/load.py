@@ -4,8 +4,9 @@
   and sd), rounded to the nearest multiple of ``slot`` (halves up), capped at ``cap``
   (``max_per_vcpu × vcpus``; VMPlaceS: 100 for its 1-vCPU VMs).
 - ``PoissonLoad``: a Poisson process of total rate ``vms / period_s``; each event sets one VM
-  drawn uniformly to a new drawn load. Initial loads (at t=0) are drawn from the same
-  distribution (``initial = "draw"``) or are zero.
+  drawn uniformly to a new drawn load (chained callbacks on simpy's queue, no process).
+  Initial loads (at t=0) are drawn from the same distribution (``initial = "draw"``) or
+  are zero.
 - ``read_load_trace(path)``: a replayable trace of load events, CSV with a header
   ``t,vm,load`` or JSON lines ``{"t": .., "vm": .., "load": ..}``, sorted by time (stable).
 
@@ -30,8 +31,8 @@ from dvms.errors import InputError
 __all__ = [
     "LoadDistribution",
     "LoadEvent",
+    "PoissonLoad",
     "poisson_arrivals",
-    "poisson_process",
     "read_load_trace",
     "replay_process",
 ]
@@ -132,23 +133,57 @@ def read_load_trace(path: str | Path) -> list[LoadEvent]:
     return events
 
 
-def poisson_process(
-    env: simpy.Environment,
-    vms: Sequence[V],
-    rate_per_s: float,
-    rng: random.Random,
-    distribution: LoadDistribution,
-    set_load: Callable[[V, float], None],
-) -> Process:
-    """A simpy process: at Poisson times of ``rate_per_s``, a uniform VM gets a drawn load."""
-    n = len(vms)
-    if n == 0:
-        return
-    expo, rand, draw = rng.expovariate, rng.random, distribution.draw
-    timeout = env.timeout
-    while True:
-        yield timeout(expo(rate_per_s))
-        set_load(vms[int(rand() * n)], draw(rng))
+class PoissonLoad:
+    """The Poisson load on simpy's clock without a simpy process: one reused event object,
+    re-armed by its own callback, so an arrival costs a heap entry and a call (no
+    ``Timeout``, no generator resumption).
+
+    At Poisson times of ``rate_per_s``, a uniform VM of ``vms`` gets a drawn load. Draws,
+    times and scheduling order are those of the generator it replaces (``start()`` draws
+    the first gap; each arrival sets a load, then draws and schedules the next one).
+    """
+
+    __slots__ = ("_draw", "_env", "_expo", "_n", "_rand", "_rate", "_rng", "_set_load", "_vms",
+                 "callbacks")
+    _ok = True  # read by simpy after the callbacks ran: an event that succeeded
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        vms: Sequence[V],
+        rate_per_s: float,
+        rng: random.Random,
+        distribution: LoadDistribution,
+        set_load: Callable[[V, float], None],
+    ) -> None:
+        self._env = env
+        self._vms: Sequence[Any] = vms
+        self._n = len(vms)
+        self._rate = rate_per_s
+        self._rng = rng
+        self._expo, self._rand, self._draw = rng.expovariate, rng.random, distribution.draw
+        self._set_load: Callable[[Any, float], None] = set_load
+        self.callbacks: tuple[Callable[[PoissonLoad], None], ...] | None = None
+
+    def start(self) -> None:
+        """Schedule the first arrival (nothing when there are no VMs)."""
+        if self._n:
+            self._arm()
+
+    def _arm(self) -> None:
+        self.callbacks = _ARRIVAL
+        self._env.schedule(self, simpy.events.NORMAL, self._expo(self._rate))  # type: ignore[arg-type]
+
+    def _arrive(self) -> None:
+        self._set_load(self._vms[int(self._rand() * self._n)], self._draw(self._rng))
+        self._arm()
+
+
+def _on_arrival(load: PoissonLoad) -> None:
+    load._arrive()
+
+
+_ARRIVAL = (_on_arrival,)
 
 
 def replay_process(

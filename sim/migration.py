@@ -207,6 +207,7 @@ class MigrationEngine:
             max_sent_ratio=cfg.max_sent_ratio,
         )
         vm.migrating = dst
+        vm.sample = None
         dst.mem_reserved += vm.memory_mib
         flight = _InFlight(vm, src, dst, reply_to, now)
         flight.bandwidth = bandwidth
@@ -228,7 +229,7 @@ class MigrationEngine:
 
     def _release(self, flight: _InFlight) -> None:
         del self.in_flight[flight.vm.id]
-        flight.vm.migrating = None
+        flight.vm.migrating = flight.vm.sample = None
         flight.dst.mem_reserved -= flight.memory_mib
         flight.src.migrations -= 1
         flight.dst.migrations -= 1

@@ -39,6 +39,10 @@ __all__ = ["simulate", "trace_name"]
 
 Sink = Callable[[dict[str, Any]], None]
 
+TRACE_GZIP_LEVEL = 1
+"""zlib level of a compressed trace: 3x faster than 6 on JSON lines, files ~25 % larger
+(deflate at 6 cost 3-6 % of a large run's CPU)."""
+
 
 def trace_name(scenario: Scenario) -> str:
     """The trace's file name in a run directory (``events.jsonl.gz`` when compressed)."""
@@ -120,7 +124,9 @@ def simulate(
     with interruptible() as guard:
         try:
             (tmp / "scenario.toml").write_text(scenario_to_toml(sc))
-            with TraceWriter(tmp / trace_name(sc), header=_header(sc)) as writer:
+            with TraceWriter(
+                tmp / trace_name(sc), header=_header(sc), compresslevel=TRACE_GZIP_LEVEL
+            ) as writer:
                 write = writer.write
                 live = on_event
 

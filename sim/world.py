@@ -47,7 +47,7 @@ from sim.accuracy import median_error
 from sim.faults import FaultAction, link_pairs, plan_faults
 from sim.hypervisor import SimHypervisor
 from sim.infrastructure import Infrastructure, SimHost, SimVM
-from sim.load import LoadDistribution, poisson_process, read_load_trace, replay_process
+from sim.load import LoadDistribution, PoissonLoad, read_load_trace, replay_process
 from sim.migration import MigrationEngine
 from sim.network import GeoNetwork
 from sim.power import PowerMeter
@@ -149,7 +149,14 @@ class World:
             self.runtime.inject(address, message)
 
     def changed(self, host: SimHost) -> None:
-        """Host demand changed: violations, power, watchers."""
+        """Host demand changed: violations, power, watchers.
+
+        Watchers get ``hv.Changed`` only when the change can alter what an overload monitor
+        sees: the host is overloaded now, or it was at the previous change (back to normal).
+        A change from normal to normal is not pushed (a monitor's check would find nothing
+        to report: about nine changes in ten at the VMPlaceS load).
+        """
+        was_over = host.violated_since is not None
         over = host.overloaded()
         if over:
             if host.violated_since is None:
@@ -170,7 +177,7 @@ class World:
         elif host.violated_since is not None:
             self._end_violation(host)
         self.power.update(host, self.env.now)
-        if host.watchers:
+        if host.watchers and (over or was_over):
             msg = self._changed_msg[host.id]
             inject = self.runtime.inject
             for address in host.watchers:
@@ -255,12 +262,12 @@ class World:
             load = replay_process(
                 self.env, self.replay, self.infra.vm_by_id, self.set_load, self.distribution.cap
             )
+            self.env.process(load)
         else:
             rate = len(self.infra.vms) / sc.load.period_s
-            load = poisson_process(
+            PoissonLoad(
                 self.env, self.infra.vms, rate, self.load_rng, self.distribution, self.set_load
-            )
-        self.env.process(load)
+            ).start()
         self.env.process(self._power_sampler())
         for action in self.faults:
             self.runtime.call_later(action.t, partial(self._fault, action))

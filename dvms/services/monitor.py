@@ -12,8 +12,9 @@ and tells a target service (default ``(node, "dvms")``) about the host's state:
 Two ways to observe:
 
 - push (``period_s=None`` and ``hypervisor.watch(...)`` returns True, as simulated hosts
-  do): the hypervisor sends ``HypervisorChanged`` on every demand change; no timer at all
-  (polling 10,000 hosts every second would cost 36M events per simulated hour);
+  do): the hypervisor sends ``HypervisorChanged`` on every demand change that matters
+  (``Hypervisor.watch``); no timer at all (polling 10,000 hosts every second would cost
+  36M events per simulated hour);
 - polling (``period_s`` given, or the hypervisor cannot push): a check every ``period_s``
   seconds (``DEFAULT_POLL_S`` when the hypervisor cannot push and no period was given).
 

@@ -40,15 +40,17 @@ class PeerSample:
     def add(self, node: NodeId, rng: random.Random) -> None:
         """Add ``node`` (a no-op for a member or ``own``), evicting a random member when
         full."""
-        if node in self._index or node == self.own:
+        index = self._index
+        if node in index or node == self.own:
             return
-        if self.full:
+        members = self._members
+        if len(members) >= self.capacity:
             # the victim's latency filter stays: the client keeps the most recently
             # observed peers' filters (``latency_filter_peers``) whatever the sample holds
-            victim = self._members[int(rng.random() * len(self._members))]
+            victim = members[int(rng.random() * len(members))]
             self.remove(victim)
-        self._index[node] = len(self._members)
-        self._members.append(node)
+        index[node] = len(members)
+        members.append(node)
 
     def remove(self, node: NodeId) -> None:
         index = self._index.pop(node, None)
@@ -63,11 +65,11 @@ class PeerSample:
         """Learn gossiped peer ids (except those in ``skip``): fill the sample, but once full
         replace at most one random member per call (enough to keep it mixing, cheap for
         large runs)."""
-        index, me = self._index, self.own
+        index, me, members, capacity = self._index, self.own, self._members, self.capacity
         for node in peers:
             if node in index or node == me or node in skip:
                 continue
-            full = self.full
+            full = len(members) >= capacity
             self.add(node, rng)
             if full:
                 break

@@ -176,17 +176,17 @@ class VivaldiService(Behaviour):
 
     # -- messages ---------------------------------------------------------------------
     def _on_ping(self, ping: Ping) -> None:
-        self._heard_from(ping.sender, ping.coordinate)
-        self._merge(ping.peers)
-        pong = Pong(
-            self.node, ping.seq, ping.sent_at, self._wire(), self._peers(), self._close_gossip()
-        )
-        self.send((ping.sender, self.name), pong)
+        sender, sample, rng = ping.sender, self.sample, self.rng
+        self._heard_from(sender, ping.coordinate)
+        sample.merge(ping.peers, self._suspects, rng)
+        peers = sample.draw(self.config.gossip_size, rng)
+        pong = Pong(self.node, ping.seq, ping.sent_at, self._wire(), peers, self._close_gossip())
+        self.send((sender, self.name), pong)
 
     def _on_pong(self, pong: Pong) -> None:
         pending = self._pending.pop(pong.seq, None)
         coordinate = self._heard_from(pong.sender, pong.coordinate)
-        self._merge(pong.peers)
+        self.sample.merge(pong.peers, self._suspects, self.rng)
         if pong.close:
             self._learn_close(pong.close)
         if pending is None or pending[0] != pong.sender or self.client is None:
@@ -196,7 +196,9 @@ class VivaldiService(Behaviour):
         if coordinate is None:
             return
         try:
-            own = self.client.update(pong.sender, coordinate, self.now() - pong.sent_at)
+            own = self.client.update(
+                pong.sender, coordinate, self.now() - pong.sent_at, checked=True
+            )  # ``_heard_from`` checked the coordinate
         except VivaldiError:
             self.stats.rejected += 1
             return
@@ -205,18 +207,13 @@ class VivaldiService(Behaviour):
     def _heard_from(self, node: NodeId, wire: WireCoordinate) -> Coordinate | None:
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
-        if node not in self.sample:
-            self.sample.add(node, self.rng)
+        self.sample.add(node, self.rng)  # a no-op for a member
         if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
             return None
         self.overlay.observe(node, wire, direct=True, heard_at=self.now())
         return wire
-
-    def _merge(self, peers: tuple[str, ...]) -> None:
-        """Learn gossiped peer ids (suspects excepted) into the sample."""
-        self.sample.merge(peers, self._suspects, self.rng)
 
     def _learn_close(self, close: tuple[SampleEntry, ...]) -> None:
         """Gossiped close nodes with their coordinates and freshness: to the overlay."""
@@ -232,10 +229,11 @@ class VivaldiService(Behaviour):
 
     def _wire(self) -> WireCoordinate:
         """This node's coordinate on the wire (rebuilt only after it changed)."""
-        coordinate = self.coordinate
-        if self._wired is None or self._wired[0] is not coordinate:
-            self._wired = (coordinate, WireCoordinate.of(coordinate))
-        return self._wired[1]
+        client, wired = self.client, self._wired
+        coordinate = self.coordinate if client is None else client.coordinate
+        if wired is None or wired[0] is not coordinate:
+            wired = self._wired = (coordinate, WireCoordinate.of(coordinate))
+        return wired[1]
 
     def _peers(self) -> tuple[str, ...]:
         """A few random sample members (drawn with replacement: duplicates are harmless)."""

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import sub as _sub
 
 from dvms.vivaldi.config import VivaldiConfig
 from dvms.vivaldi.coordinate import Coordinate, InvalidCoordinate, InvalidRtt
@@ -78,13 +80,18 @@ class VivaldiClient:
         """Estimated RTT from this node to the node at ``coordinate`` (seconds)."""
         return self._coord.distance_to(coordinate)
 
-    def update(self, peer_id: str, peer_coordinate: Coordinate, rtt_s: float) -> Coordinate:
+    def update(
+        self, peer_id: str, peer_coordinate: Coordinate, rtt_s: float, *, checked: bool = False
+    ) -> Coordinate:
         """Fold one RTT observation to ``peer_id`` in; return the new coordinate.
 
         Raises ``InvalidRtt`` for an RTT < 0, > ``rtt_max`` or NaN, ``InvalidCoordinate``
         for an incompatible or non-finite peer coordinate; the state is unchanged then.
+        ``checked``: the caller already made sure the peer coordinate has this client's
+        dimensionality and is finite (the Vivaldi service checks every one it hears).
         """
-        self._check(peer_coordinate)
+        if not checked:
+            self._check(peer_coordinate)
         if not 0.0 <= rtt_s <= self.config.rtt_max:  # also rejects NaN
             raise InvalidRtt(rtt_s, self.config.rtt_max)
         if rtt_s == 0.0:
@@ -94,16 +101,23 @@ class VivaldiClient:
         vec, height, error, adjustment = me.vec, me.height, me.error, me.adjustment
         other_vec, other_height = peer_coordinate.vec, peer_coordinate.height
         # 1-3. error estimate, then the Vivaldi force along the unit vector from the peer
-        raw = math.dist(vec, other_vec) + height + other_height
+        # (plain floats: numpy's per-call overhead dominates on 8 components; math.hypot of
+        # the differences is math.dist, bit for bit)
+        diff = list(map(_sub, vec, other_vec))
+        mag = math.hypot(*diff)
+        raw = mag + height + other_height
         adjusted = raw + adjustment + peer_coordinate.adjustment
         dist = adjusted if adjusted > 0.0 else raw
         clamped = max(rtt, ZERO_THRESHOLD)
         wrongness = abs(dist - clamped) / clamped
         weight = error / max(error + peer_coordinate.error, ZERO_THRESHOLD)
         error = min(cfg.ce * weight * wrongness + error * (1.0 - cfg.ce * weight), cfg.error_max)
-        vec, height = self._move(
-            vec, height, cfg.cc * weight * (clamped - dist), other_vec, other_height
-        )
+        force = cfg.cc * weight * (clamped - dist)
+        if mag > ZERO_THRESHOLD:
+            vec, height = self._step(vec, diff, mag, height, other_height, force)
+        else:
+            unit = self._random_unit()
+            vec = tuple([a + u * force for a, u in zip(vec, unit, strict=True)])
         # 4. adjustment
         window = cfg.adjustment_window
         if window:
@@ -112,14 +126,21 @@ class VivaldiClient:
             )
             self._adjust_index = (self._adjust_index + 1) % window
             adjustment = math.fsum(self._adjust) / (2.0 * window)
-        # 5. gravity towards the origin (distance_to the origin, as Coordinate computes it)
+        # 5. gravity towards the origin (distance_to the origin, as Coordinate computes it;
+        # the origin's vector is zero, so the differences are ``vec`` itself)
         origin = self._origin
-        raw = math.dist(origin.vec, vec) + origin.height + height
+        mag = math.hypot(*vec)
+        raw = mag + origin.height + height
         adjusted = raw + origin.adjustment + adjustment
         ratio = (adjusted if adjusted > 0.0 else raw) / cfg.gravity_rho
         # ratio * ratio, not ratio ** 2: a float power raises OverflowError where a product
         # gives inf (then caught as a NaN/Inf coordinate and reset).
-        vec, height = self._move(vec, height, -(ratio * ratio), origin.vec, origin.height)
+        force = -(ratio * ratio)
+        if mag > ZERO_THRESHOLD:
+            vec, height = self._step(vec, vec, mag, height, origin.height, force)
+        else:
+            unit = self._random_unit()
+            vec = tuple([a + u * force for a, u in zip(vec, unit, strict=True)])
         coordinate = Coordinate(vec, height, error, adjustment)
         # 6. NaN/Inf guard
         if not coordinate.is_valid():
@@ -153,27 +174,24 @@ class VivaldiClient:
             return rtt
         return sorted(samples)[len(samples) // 2]
 
-    def _move(
+    def _step(
         self,
         vec: tuple[float, ...],
+        diff: Sequence[float],
+        mag: float,
         height: float,
-        force: float,
-        other_vec: tuple[float, ...],
         other_height: float,
+        force: float,
     ) -> tuple[tuple[float, ...], float]:
         """``vec``/``height`` moved by ``force`` seconds away from the other point (towards
-        it when negative)."""
-        diff = [a - b for a, b in zip(vec, other_vec, strict=True)]
-        mag = math.hypot(*diff)
-        if mag > ZERO_THRESHOLD:
-            scale = force / mag
-            # Dabek's height-vector normalisation ‖Δx‖ + h_i + h_j (Serf divides by ‖Δx‖
-            # alone, which over-steps heights of near-coincident nodes): see the docstring.
-            total = height + other_height
-            height = max(height + total * force / (mag + total), self.config.height_min)
-            return tuple([a + d * scale for a, d in zip(vec, diff, strict=True)]), height
-        unit = self._random_unit()
-        return tuple([a + u * force for a, u in zip(vec, unit, strict=True)]), height
+        it when negative); ``diff`` = ``vec`` − the other point, ``mag`` its norm (>
+        ``ZERO_THRESHOLD``)."""
+        scale = force / mag
+        # Dabek's height-vector normalisation ‖Δx‖ + h_i + h_j (Serf divides by ‖Δx‖
+        # alone, which over-steps heights of near-coincident nodes): see the docstring.
+        total = height + other_height
+        height = max(height + total * force / (mag + total), self.config.height_min)
+        return tuple([a + d * scale for a, d in zip(vec, diff, strict=True)]), height
 
     def _random_unit(self) -> list[float]:
         ret = [self.rng.random() - 0.5 for _ in range(self.config.dimensionality)]
