@@ -32,6 +32,10 @@ __all__ = ["run_agent"]
 
 log = logging.getLogger(__name__)
 
+TRACE_FLUSH_S = 1.0
+"""The trace reaches the disk at least this often (live views tail it), however few
+events were written."""
+
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     """Make SIGTERM/SIGINT set ``stop``; returns a function restoring the old handlers."""
@@ -63,9 +67,13 @@ def run_agent(cfg: AgentConfig, stop: threading.Event | None = None) -> dict[str
     node = start_node(cfg)
     deadline = cfg.duration_s if cfg.duration_s > 0 else float("inf")
     error: BaseException | None = None
+    flushed = time.monotonic()
     try:
         while not stop.is_set() and node.runtime.now() < deadline:
             node.runtime.run(until=min(deadline, node.runtime.now() + 0.2))
+            if time.monotonic() - flushed >= TRACE_FLUSH_S:
+                node.trace.flush()
+                flushed = time.monotonic()
     except Exception as exc:
         log.exception("agent %s: a service failed; stopping", cfg.node)
         error = exc

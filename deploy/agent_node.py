@@ -49,8 +49,10 @@ log = logging.getLogger(__name__)
 class LockedTrace:
     """A trace sink shared by actor threads and migration workers (one lock)."""
 
-    def __init__(self, sink: Callable[[Mapping[str, Any]], None]) -> None:
+    def __init__(self, sink: Callable[[Mapping[str, Any]], None],
+                 flush: Callable[[], None] | None = None) -> None:
         self._sink = sink
+        self._flush = flush
         self._lock = threading.Lock()
         self.events: list[dict[str, Any]] = []
         """Everything written (kept for the summary; an agent's trace is small)."""
@@ -59,6 +61,12 @@ class LockedTrace:
         with self._lock:
             self.events.append(dict(event))
             self._sink(event)
+
+    def flush(self) -> None:
+        """Make what was written readable now (a live view tails the file)."""
+        if self._flush is not None:
+            with self._lock:
+                self._flush()
 
 
 @dataclass
@@ -140,7 +148,7 @@ def start_node(cfg: AgentConfig) -> RunningNode:
                            "source": "dvms agent"})
     (cfg.output_dir / "agent.json").write_text(json.dumps({**header, "pid": os.getpid()}))
     writer = TraceWriter(cfg.output_dir / "events.jsonl.gz", header=header, flush_every=64)
-    trace = LockedTrace(writer)
+    trace = LockedTrace(writer, flush=writer.flush)
     try:
         keys = load_run_keys(cfg.key_dir)
     except PeerActorError as exc:

@@ -122,6 +122,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.close()
 
 
+@pytest.fixture(autouse=True)
+def no_agent_left(world: World) -> Iterator[None]:
+    """A failing test must not leave its agents to the next (ports, "already running")."""
+    yield
+    exp = world.experiment()
+    state, _ = world.state(exp)
+    agents.stop_agents(exp, state)
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -211,7 +220,7 @@ def _live_view_follows_the_agents(state: ExperimentState) -> None:
     stop = serve_agents(state, port, period_s=0.5, progress=lines.append)
     try:
         assert lines == [f"dashboard: http://127.0.0.1:{port}/ (live, from the agents' traces)"]
-        deadline, status = time.monotonic() + 30, {}
+        deadline, status = time.monotonic() + 60, {}
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status",
