@@ -25,6 +25,7 @@ from pykka._envelope import Envelope
 from simpy.core import StopSimulation
 from simpy.events import EventPriority
 
+from peeractor._loop import run_until
 from peeractor._seed import stable_seed
 from peeractor._simpeer import NORMAL, URGENT, Call, Letter, SimPeer
 from peeractor.behaviour import Address, Behaviour, NodeId
@@ -258,7 +259,7 @@ class SimRuntime:
             return
         self._running = True
         try:
-            self.env.run(until=until)
+            run_until(self.env, until)
         finally:
             self._running = False
 

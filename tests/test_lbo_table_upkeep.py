@@ -27,7 +27,7 @@ def _check(lbo: LboOverlay) -> bool:
     """The invariants; True when the farthest slot was known (so it was checked)."""
     far = lbo._far
     if far is not None:
-        assert far == int(lbo._dist.argmax())
+        assert far == int(lbo._distv.argmax())
     if lbo._close_cache is not None:
         assert lbo._close_cache == [lbo._slots[s] for s in lbo._close_slots]
     assert len(lbo._slot_of) <= lbo.table_size

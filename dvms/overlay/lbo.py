@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from array import array
 from collections import OrderedDict
 from collections.abc import Collection
 
@@ -88,7 +89,10 @@ class LboOverlay:
         if not spread_s >= 0:
             raise ValueError(f"spread_s must be >= 0, got {spread_s}")
         self.spread_s = spread_s
-        self._keys = np.zeros(table_size, dtype=np.uint64)  # crc32 of each slot's node
+        # Per-slot scalars live in ``array``s (a Python float in and out, no numpy scalar
+        # boxing on the hot path) with numpy views over the same memory for batch work.
+        self._key_of = array("Q", bytes(8 * table_size))  # crc32 of each slot's node
+        self._keys = np.frombuffer(self._key_of, dtype=np.uint64)
         self._latest = -math.inf  # the latest heard_at seen: this overlay's idea of "now"
         self.own: Coordinate | None = None
         self.dead: set[NodeId] = set()
@@ -102,10 +106,12 @@ class LboOverlay:
         self._data = np.zeros((table_size, 2))
         self._view = PackedCoordinates(self._data[:, :0], self._data[:, 0], self._data[:, 1])
         self._dirty: set[int] = set()
-        # distances from ``_own_ref`` (inf for empty slots); an array, not a list of floats:
-        # a list would cost ~3 KiB more per host (30 MiB at 10,000 hosts) for little speed
-        self._dist = np.full(table_size, np.inf)
-        self._empty = np.ones(table_size, dtype=bool)
+        # distances from ``_own_ref`` (inf for empty slots): an ``array`` (a list of floats
+        # would cost ~3 KiB more per host, 30 MiB at 10,000 hosts); ``_distv`` views it
+        self._dist = array("d", [math.inf]) * table_size
+        self._distv = np.frombuffer(self._dist, dtype=np.float64)
+        self._is_empty = bytearray(b"\x01") * table_size
+        self._empty = np.frombuffer(self._is_empty, dtype=bool)
         self._stale = False
         self._close_cache: list[NodeId] | None = None
         self._close_slots: list[int] = []  # the cache's slots, in its order
@@ -152,10 +158,10 @@ class LboOverlay:
         if k <= 0:
             return [], []
         if k < len(dist):
-            index = dist.argpartition(k - 1)[:k].tolist()
+            index = self._distv.argpartition(k - 1)[:k].tolist()
         else:
             index = list(range(len(dist)))
-        index.sort(key=dist.item)
+        index.sort(key=dist.__getitem__)
         index = [i for i in index if slots[i] is not None]
         nodes = [n for n in (slots[i] for i in index) if n is not None]  # (all of them)
         return nodes, index
@@ -221,7 +227,7 @@ class LboOverlay:
                 dist = self._dist
                 far = self._far
                 if far is None:
-                    far = self._far = int(dist.argmax())
+                    far = self._far = int(self._distv.argmax())
                 if distance >= dist[far]:
                     if remember:
                         self._remember(node, coordinate)
@@ -232,14 +238,14 @@ class LboOverlay:
             self._slots[slot] = node
             self._slot_of[node] = slot
             self._heard[slot] = -math.inf
-            self._empty[slot] = False
-            self._keys[slot] = zlib.crc32(node.encode())
+            self._is_empty[slot] = 0
+            self._key_of[slot] = zlib.crc32(node.encode())
             if self._close_cache is not None and distance <= self._close_cut:
                 self._close_cache = None  # a new node among the closest
         # an update of a listed node only re-orders it (tolerated until the next refresh)
         self._coords[slot] = coordinate
         self._dirty.add(slot)
-        dist = self._dist  # (after any refresh above: it replaces the array)
+        dist = self._dist
         far = self._far  # kept exact: the first slot of the largest distance, or None
         if far is not None:
             if slot == far:
@@ -368,8 +374,8 @@ class LboOverlay:
         del self._slot_of[node]
         self._slots[slot] = None
         self._coords[slot] = None
-        self._dist[slot] = np.inf
-        self._empty[slot] = True
+        self._dist[slot] = math.inf
+        self._is_empty[slot] = 1
         self._free.append(slot)
         self._far = None
 
@@ -383,5 +389,5 @@ class LboOverlay:
         self._own_ref = own
         dist = distances(own, self._packed())
         dist[self._empty] = np.inf
-        self._dist = dist
+        self._distv[:] = dist
         self._far = None

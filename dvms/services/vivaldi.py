@@ -18,6 +18,7 @@ from the sample until it is heard from directly again. A ``vivaldi.coord`` trace
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -207,8 +208,15 @@ class VivaldiService(Behaviour):
     def _heard_from(self, node: NodeId, wire: WireCoordinate) -> Coordinate | None:
         """A message from ``node`` itself: it is alive; learn its coordinate."""
         self._suspects.discard(node)
-        self.sample.add(node, self.rng)  # a no-op for a member
-        if len(wire.vec) != self.vivaldi_config.dimensionality or not wire.is_valid():
+        sample = self.sample
+        if node not in sample:
+            sample.add(node, self.rng)
+        vec = wire.vec
+        if len(vec) != self.vivaldi_config.dimensionality or not (
+            # ``wire.is_valid()``'s fast path inlined: a finite sum means finite parts
+            math.isfinite(sum(vec) + wire.height + wire.error + wire.adjustment)
+            or wire.is_valid()
+        ):
             self.stats.rejected += 1
             self.overlay.observe(node, None, direct=True)
             return None
