@@ -99,7 +99,8 @@ class LboOverlay:
         self._slots: list[NodeId | None] = [None] * table_size
         self._slot_of: dict[NodeId, int] = {}
         self._coords: list[Coordinate | None] = [None] * table_size
-        self._heard: list[float] = [-math.inf] * table_size
+        self._heard = array("d", [-math.inf]) * table_size  # when each slot was heard from
+        self._heardv = np.frombuffer(self._heard, dtype=np.float64)
         self._free: list[int] = list(range(table_size - 1, -1, -1))  # lowest slot last
         # numpy mirror of the coordinates (rows written lazily, before a batch query)
         # one row per slot: vec..., height, adjustment (one write per dirty row)
@@ -309,7 +310,7 @@ class LboOverlay:
                 if slot is not None:
                     mask[slot] = True
         if self.stale_after_s is not None and math.isfinite(self._latest):
-            fresh = mask | (np.array(self._heard) < self._latest - self.stale_after_s)
+            fresh = mask | (self._heardv < self._latest - self.stale_after_s)
             if not fresh.all():
                 mask = fresh  # prefer entries known alive recently
         if not mask.all():
