@@ -125,10 +125,7 @@ class Applying(ProtocolBase):
         part, lead = self.part, self.lead
         if part is None or lead is None or part.id != message.partition or part.state != COMPUTING:
             return
-        keepalive = KeepAlive(partition=part.id, version=part.version)
-        for member in part.members:
-            if member != self.node:
-                self.send(self.to(member), keepalive)
+        self.send_members(part.members, KeepAlive(partition=part.id, version=part.version))
         part.last_update = self.now()
         lead.keepalive = self.schedule(self.config.keepalive_period_s, message)
 

@@ -211,19 +211,21 @@ class ProtocolBase(Behaviour):
         """Send the partition's current version to every other member."""
         part = self.part
         assert part is not None
-        update = SetCurrentPartition(part.view, absorbed=absorbed)
-        for member in part.members:
-            if member != self.node:
-                self.send(self.to(member), update)
+        self.send_members(part.members, SetCurrentPartition(part.view, absorbed=absorbed))
+
+    def send_members(self, members: Iterable[NodeId], message: object) -> None:
+        """Send ``message`` to each of ``members`` but this node, in their order."""
+        me, send = self.node, self.send
+        for member in members:
+            if member != me:
+                send((member, SERVICE), message)
 
     def dissolve(self, reason: str, solved: bool) -> None:
         """End the partition for every member (this node included)."""
         part = self.part
         assert part is not None
         message = DissolvePartition(partition=part.id, reason=reason, solved=solved)
-        for member in part.members:
-            if member != self.node:
-                self.send(self.to(member), message)
+        self.send_members(part.members, message)
         self.leave(reason, solved)
 
     def drop_lead(self) -> None:
