@@ -118,8 +118,16 @@ class Leadership:
     """The blocked partition being absorbed."""
     merge_granted: list[str] = field(default_factory=list)
     """Claims of the merge granted so far (``survivor``, ``absorbed``)."""
+    released: frozenset[NodeId] = frozenset()
+    """Members the plan being applied does not involve, already free (no keepalive, no
+    dissolve is sent to them)."""
     keepalive: Timer | None = None
     apply_deadline: Timer | None = None
+
+    def bound(self, members: tuple[NodeId, ...]) -> tuple[NodeId, ...]:
+        """``members`` still bound to the partition (the released ones left out)."""
+        released = self.released
+        return tuple(m for m in members if m not in released) if released else members
 
     def cancel(self) -> None:
         for timer in (self.keepalive, self.apply_deadline):
