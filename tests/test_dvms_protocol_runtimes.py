@@ -92,6 +92,8 @@ def test_a_crashed_leader_is_left_by_its_members(cluster: Callable[..., ToyClust
     c.crash(leader, at=0.6)
     c.run(3.0)
     leaves = {e["node"]: e["reason"] for e in c.of_type("partition.leave")}
-    assert leader not in leaves and set(leaves.values()) == {"timeout"}
+    # the members the plan binds time out; the one it left out was released at once
+    assert leader not in leaves and set(leaves.values()) <= {"timeout", "released"}
+    assert list(leaves.values()).count("timeout") >= 2
     assert all(s.part is None for n, s in c.services.items() if n != leader)
     check_protocol_trace(c.events, bound_s=3.0)

@@ -4,8 +4,9 @@ Once the partition has ``min_partition_size`` members the leader plans over the 
 snapshots (its own refreshed). A plan found → state ``computing`` (ComputingAndApplying):
 the leader waits ``planner.cost_s(hosts, vms)`` on the clock, sending keepalives, then
 orders every migration of the plan at once (plans are executable all at once) to the
-migrations' source nodes. No plan → the solve time is charged all the same and the
-partition grows.
+migrations' source nodes, and releases the members the plan involves in no migration
+(they are free at once; keepalives go to the members it binds). No plan → the solve time
+is charged all the same and the partition grows.
 
 Orders are idempotent per (partition, vm): a source migrates a VM at most once per
 partition whatever is lost or repeated, and only VMs it runs, only while it is a member.
@@ -23,9 +24,10 @@ import dataclasses
 from dvms import events
 from dvms.events import emit_event
 from dvms.hypervisor import MigrationResult
-from dvms.protocol.base import ORDER_CACHE_SIZE, Handlers, ProtocolBase
+from dvms.protocol.base import ORDER_CACHE_SIZE, RELEASED, Handlers, ProtocolBase
 from dvms.protocol.messages import (
     ApplyTimeout,
+    DissolvePartition,
     KeepAlive,
     KeepAliveTick,
     MigrateOrder,
@@ -117,18 +119,34 @@ class Applying(ProtocolBase):
             lead.orders[migration.vm] = Order(
                 source=migration.source, destination=migration.destination
             )
+        self.release_uninvolved()
         lead.apply_deadline = self.schedule(self.config.apply_timeout_s, ApplyTimeout(part.id))
         for vm in list(lead.orders):
             self.send_order(vm)
+
+    def release_uninvolved(self) -> None:
+        """Leader applying a plan: the members it involves in no migration (neither source
+        nor destination; the leader and the initiator stay) are free again at once
+        (``DissolvePartition`` reason ``released``). They hold none of the plan's VMs, so
+        keeping them booked only costs keepalives while the migrations run. The view keeps
+        every member (the partition's size is the one it grew to)."""
+        part, lead = self.part, self.lead
+        assert part is not None and lead is not None
+        involved = {self.node, part.initiator}
+        for order in lead.orders.values():
+            involved.add(order.source)
+            involved.add(order.destination)
+        released = [m for m in part.members if m not in involved]
+        if released:
+            lead.released = frozenset(released)
+            message = DissolvePartition(partition=part.id, reason=RELEASED, solved=False)
+            self.send_members(released, message)
 
     def on_keepalive_tick(self, message: KeepAliveTick) -> None:
         part, lead = self.part, self.lead
         if part is None or lead is None or part.id != message.partition or part.state != COMPUTING:
             return
-        keepalive = KeepAlive(partition=part.id, version=part.version)
-        for member in part.members:
-            if member != self.node:
-                self.send(self.to(member), keepalive)
+        self.send_members(lead.bound(part.members), KeepAlive(part.id, part.version))
         part.last_update = self.now()
         lead.keepalive = self.schedule(self.config.keepalive_period_s, message)
 

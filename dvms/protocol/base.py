@@ -35,12 +35,14 @@ from dvms.scheduler.model import Planner, is_overloaded
 from dvms.services.monitor import host_demand
 from peeractor import Address, Behaviour, NodeId, Timer
 
-__all__ = ["SERVICE", "ClaimKind", "Handlers", "ProtocolBase"]
+__all__ = ["RELEASED", "SERVICE", "ClaimKind", "Handlers", "ProtocolBase"]
 
 SERVICE = "dvms"
 """The service name of the protocol on every node."""
 ORDER_CACHE_SIZE = 1024
 """Migration orders a source remembers (for idempotency) before forgetting the oldest."""
+RELEASED = "released"
+"""Why a member its partition's plan does not involve leaves when the plan is applied."""
 BOOKED_CACHE_SIZE = 256
 """Nodes a node remembers as booked (for routing growing partitions around them)."""
 
@@ -211,19 +213,22 @@ class ProtocolBase(Behaviour):
         """Send the partition's current version to every other member."""
         part = self.part
         assert part is not None
-        update = SetCurrentPartition(part.view, absorbed=absorbed)
-        for member in part.members:
-            if member != self.node:
-                self.send(self.to(member), update)
+        self.send_members(part.members, SetCurrentPartition(part.view, absorbed=absorbed))
+
+    def send_members(self, members: Iterable[NodeId], message: object) -> None:
+        """Send ``message`` to each of ``members`` but this node, in their order."""
+        me, send = self.node, self.send
+        for member in members:
+            if member != me:
+                send((member, SERVICE), message)
 
     def dissolve(self, reason: str, solved: bool) -> None:
         """End the partition for every member (this node included)."""
         part = self.part
         assert part is not None
         message = DissolvePartition(partition=part.id, reason=reason, solved=solved)
-        for member in part.members:
-            if member != self.node:
-                self.send(self.to(member), message)
+        lead = self.lead
+        self.send_members(part.members if lead is None else lead.bound(part.members), message)
         self.leave(reason, solved)
 
     def drop_lead(self) -> None:
@@ -277,7 +282,8 @@ class ProtocolBase(Behaviour):
             )
         self.drop_lead()
         self.note_free(part.members)
-        self.after_leave(solved)
+        # a released member failed nothing: violated now, it starts at once
+        self.after_leave(solved or reason == RELEASED)
 
     def after_leave(self, solved: bool) -> None:
         """A node still violated starts again: at once after a success, else after a back-off

@@ -118,8 +118,16 @@ class Leadership:
     """The blocked partition being absorbed."""
     merge_granted: list[str] = field(default_factory=list)
     """Claims of the merge granted so far (``survivor``, ``absorbed``)."""
+    released: frozenset[NodeId] = frozenset()
+    """Members the plan being applied does not involve, already free (no keepalive, no
+    dissolve is sent to them)."""
     keepalive: Timer | None = None
     apply_deadline: Timer | None = None
+
+    def bound(self, members: tuple[NodeId, ...]) -> tuple[NodeId, ...]:
+        """``members`` still bound to the partition (the released ones left out)."""
+        released = self.released
+        return tuple(m for m in members if m not in released) if released else members
 
     def cancel(self) -> None:
         for timer in (self.keepalive, self.apply_deadline):
@@ -132,9 +140,11 @@ def snapshot(node: NodeId, hypervisor: Hypervisor, now: float, site: str = "") -
     """The host's capacity and its VMs now (VMs migrating away are left out)."""
     capacity = hypervisor.capacity()
     vms = tuple(
-        (vm.vm, float(vm.cpu_demand), int(vm.memory_mib))
-        for vm in hypervisor.vms()
-        if not vm.migrating
+        [
+            (vm.vm, float(vm.cpu_demand), int(vm.memory_mib))
+            for vm in hypervisor.vms()
+            if not vm.migrating
+        ]
     )
     return HostSnapshot(
         node=node,
@@ -155,19 +165,29 @@ def planning_problem(
     host whose snapshot is newer, so the planner sees each VM once.
     """
     hosts: list[Host] = []
-    where: dict[str, tuple[float, NodeId]] = {}
+    known: list[tuple[NodeId, HostSnapshot]] = []
+    listed: set[str] = set()
+    count = 0
     for node in dict.fromkeys(members):
         snap = snapshots.get(node)
         if snap is None:
             continue
         hosts.append(Host(node, snap.cpu_capacity, snap.memory_mib, snap.site))
+        known.append((node, snap))
+        listed.update([entry[0] for entry in snap.vms])
+        count += len(snap.vms)
+    if len(listed) == count:  # the usual case: every VM listed once, on its own host
+        return hosts, [VM(vm, node, cpu, mem) for node, snap in known for vm, cpu, mem in snap.vms]
+    where: dict[str, tuple[float, NodeId]] = {}
+    for node, snap in known:
         for vm, _cpu, _mem in snap.vms:
             seen = where.get(vm)
             if seen is None or seen[0] < snap.taken_at:
                 where[vm] = (snap.taken_at, node)
-    vms: list[VM] = []
-    for host in hosts:
-        for vm, cpu, mem in snapshots[host.id].vms:
-            if where[vm][1] == host.id:
-                vms.append(VM(vm, host.id, cpu, mem))
+    vms = [
+        VM(vm, node, cpu, mem)
+        for node, snap in known
+        for vm, cpu, mem in snap.vms
+        if where[vm][1] == node
+    ]
     return hosts, vms
