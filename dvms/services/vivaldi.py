@@ -19,7 +19,7 @@ from the sample until it is heard from directly again. A ``vivaldi.coord`` trace
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from dvms import events
@@ -259,5 +259,5 @@ class VivaldiService(Behaviour):
             "node": self.node,
             "coordinate": {"vec": list(c.vec), "height": c.height, "error": c.error},
             "sample": len(self.sample),
-            "stats": {k: getattr(self.stats, k) for k in ServiceStats.__slots__},
+            "stats": {f.name: getattr(self.stats, f.name) for f in fields(ServiceStats)},
         }
