@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parent
 _SPEC = runpy.run_path(str(ROOT / "dvms" / "compiled.py"))
 MODULES: tuple[str, ...] = _SPEC["MODULES"]
 PURE_ENV: str = _SPEC["PURE_ENV"]
-GROUP = "dvms"
-"""mypyc's shared library: ``dvms__mypyc.<abi>.so`` at the top level."""
+GROUP: str = _SPEC["GROUP"]
 BUILDING = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop"}
 
 
@@ -69,6 +68,7 @@ def ext_modules() -> list[Any]:
         return list(mypycify(list(MODULES), opt_level="3", group_name=GROUP))
     except (Exception, SystemExit) as exc:  # mypyc missing, or its type check failed
         _say(f"mypyc unavailable ({type(exc).__name__}: {exc}); installing pure Python")
+        _remove_in_place_extensions()
         return []
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-__all__ = ["MODULES", "PURE_ENV", "compiled", "compiled_modules"]
+__all__ = ["GROUP", "MODULES", "PURE_ENV", "compiled", "compiled_modules", "shared_library"]
 
 MODULES = (
     "dvms/overlay/lbo.py",
@@ -21,11 +21,14 @@ MODULES = (
     "dvms/services/vivaldi.py",
     "dvms/vivaldi/batch.py",
     "dvms/vivaldi/client.py",
-    "dvms/vivaldi/coordinate.py",
     "sim/load.py",
     "sim/network.py",
 )
 """Source paths (from the project root) of the modules the build compiles."""
+
+GROUP = "dvms"
+"""mypyc's shared library, ``dvms__mypyc.<abi>.so`` at the top level: the compiled code
+itself (each module's own extension is a small shim that loads it)."""
 
 PURE_ENV = "DVMS_PURE"
 """Set to 1 when building to install pure Python (no mypyc, no C compiler needed)."""
@@ -39,6 +42,11 @@ def _extension(source: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def shared_library(root: Path = _ROOT) -> Path | None:
+    """The built shared library under ``root``, if any."""
+    return _extension(root / f"{GROUP}__mypyc.py")
 
 
 def compiled_modules(root: Path = _ROOT) -> list[str]:

@@ -27,18 +27,12 @@ _TAG_OF: dict[type[Any], str] = {}
 
 @dataclass_transform(frozen_default=True)
 def message(tag: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: turn ``cls`` into a frozen slotted dataclass registered as ``tag``.
-
-    A subclass of a slotted dataclass that adds no field may declare ``__slots__ = ()``:
-    it then keeps the base's slots (needed when the base is a compiled extension class).
-    """
+    """Class decorator: turn ``cls`` into a frozen slotted dataclass registered as ``tag``."""
     if not tag or not isinstance(tag, str):
         raise ValueError(f"message tag must be a non-empty str, got {tag!r}")
 
     def register(cls: type[T]) -> type[T]:
-        # a class declaring its own __slots__ (``()`` under a slotted base) keeps them
-        slots = "__slots__" not in cls.__dict__
-        made = dataclasses.dataclass(frozen=True, slots=slots)(cls)
+        made = dataclasses.dataclass(frozen=True, slots=True)(cls)
         known = _BY_TAG.get(tag)
         if known is not None and known.__qualname__ != made.__qualname__:
             raise ValueError(f"message tag {tag!r} already registered by {known.__qualname__}")

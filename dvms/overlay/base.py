@@ -22,8 +22,6 @@ class WireCoordinate(Coordinate):
     """A ``Coordinate`` on the wire: the same fields, registered as a message, so that a
     received one is used as is (seconds; ``error`` dimensionless)."""
 
-    __slots__ = ()  # the base's slots (compiled: its native attributes), no copies
-
     @staticmethod
     def of(c: Coordinate) -> WireCoordinate:
         if isinstance(c, WireCoordinate):

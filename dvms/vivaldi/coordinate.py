@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mypy_extensions import mypyc_attr
-
 from dvms.vivaldi.config import VivaldiConfig
 
 __all__ = ["Coordinate", "InvalidCoordinate", "InvalidRtt", "VivaldiError"]
@@ -30,7 +28,6 @@ class InvalidCoordinate(VivaldiError):
     """A peer coordinate of another dimensionality, or with a NaN/Inf component."""
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # WireCoordinate (dvms.overlay.base)
 @dataclass(frozen=True, slots=True)
 class Coordinate:
     """An immutable Vivaldi coordinate. All values are seconds except ``error``."""
