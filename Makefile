@@ -5,6 +5,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-test
 BASE    := $(VENV)/.installed-base
 OUT     ?= runs/demo
+# the modules setup.py compiles with mypyc (dvms/compiled.py): an edit re-runs the build,
+# since an in-place extension shadows its .py (DVMS_PURE=1 builds pure Python)
+COMPILED := setup.py dvms/compiled.py $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' dvms/compiled.py)
 
 .PHONY: demo test bench lint typecheck pytest sysdeps clean help
 
@@ -18,12 +21,12 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # demo needs only the core dependencies
-$(BASE): pyproject.toml | $(BIN)/python
+$(BASE): pyproject.toml $(COMPILED) | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $(BASE)
 
 # tests need system packages first (libvirt-python builds against libvirt-dev)
-$(STAMP): pyproject.toml scripts/sysdeps/*.txt | $(BIN)/python
+$(STAMP): pyproject.toml $(COMPILED) scripts/sysdeps/*.txt | $(BIN)/python
 	bash scripts/install-sysdeps.sh
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP) $(BASE)
@@ -51,4 +54,6 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) runs .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) runs .mypy_cache .ruff_cache .pytest_cache build
+	find peeractor dvms sim deploy -name '*.so' -delete
+	rm -f *__mypyc*.so

@@ -1,4 +1,4 @@
-"""Provenance of a run: which dvms, which commit, which Python, which platform.
+"""Provenance of a run: which dvms, which commit, which Python, which platform, compiled or not.
 
 Recorded in every ``summary.json`` and trace header. The commit is read from the checkout
 the package was imported from (``.git`` directory or a worktree's ``.git`` file, loose or
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dvms import __version__
+from dvms.compiled import compiled
 
 __all__ = ["git_commit", "provenance", "trace_header"]
 
@@ -69,13 +70,15 @@ def git_commit(root: Path = _ROOT) -> str | None:
     return sha if _is_sha(sha) else None
 
 
-def provenance() -> dict[str, str | None]:
-    """``{"dvms": version, "commit": sha or None, "python": "3.11.2", "platform": ...}``."""
+def provenance() -> dict[str, str | bool | None]:
+    """``{"dvms": version, "commit": sha or None, "python": "3.11.2", "platform": ...,
+    "compiled": whether the mypyc-compiled modules run (``dvms.compiled``)}``."""
     return {
         "dvms": __version__,
         "commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "compiled": compiled(),
     }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from dvms import events
@@ -267,5 +267,5 @@ class VivaldiService(Behaviour):
             "node": self.node,
             "coordinate": {"vec": list(c.vec), "height": c.height, "error": c.error},
             "sample": len(self.sample),
-            "stats": {k: getattr(self.stats, k) for k in ServiceStats.__slots__},
+            "stats": {f.name: getattr(self.stats, f.name) for f in fields(ServiceStats)},
         }

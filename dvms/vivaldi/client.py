@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import sub as _sub
 
+from mypy_extensions import mypyc_attr
+
 from dvms.vivaldi.config import VivaldiConfig
 from dvms.vivaldi.coordinate import Coordinate, InvalidCoordinate, InvalidRtt
 
@@ -48,6 +50,7 @@ class ClientStats:
     """Accepted observations."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled (dvms.compiled): tests spy on it
 class VivaldiClient:
     """A node's Vivaldi coordinate and the state needed to update it."""
 
