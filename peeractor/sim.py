@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -76,11 +77,27 @@ _TIMER_CALLBACKS = (_fire_timer,)
 class _SimContext:
     """What a behaviour on ``SimRuntime`` acts through; ``send`` is the hot path."""
 
-    __slots__ = ("_behaviour", "_peer", "_rt", "emit", "node", "now", "rng", "service")
+    __slots__ = (
+        "_behaviour",
+        "_eid",
+        "_env",
+        "_peer",
+        "_queue",
+        "_rt",
+        "emit",
+        "node",
+        "now",
+        "rng",
+        "service",
+    )
 
     def __init__(self, rt: SimRuntime, peer: SimPeer, behaviour: Behaviour) -> None:
         node = peer.node
         self._rt = rt
+        self._env = rt.env
+        # pushed to as simpy's ``schedule`` does; our envelopes are event-like, not Events
+        self._queue: list[Any] = rt.env._queue
+        self._eid: Iterator[int] = rt.env._eid
         self._peer = peer
         self.node = node
         self.service = behaviour.name
@@ -121,13 +138,15 @@ class _SimContext:
             if latency < 0:
                 raise ValueError(f"network model gave a negative delay {latency} for {src}->{dst}")
             delay = latency
-        rt._schedule(Letter(message, service, peer._receive_callbacks), NORMAL, delay)
+        # ``env.schedule(letter, NORMAL, delay)`` inlined (SimRuntime checked it is simpy's)
+        heappush(self._queue, (self._env._now + delay, NORMAL, next(self._eid),
+                               Letter(message, service, peer._receive_callbacks)))
 
     def schedule(self, delay_s: float, message: object) -> _Timer:
         if not delay_s >= 0:
             raise ValueError(f"negative or NaN delay {delay_s}")
         timer = _Timer(message, self)
-        self._rt._schedule(timer, NORMAL, delay_s)
+        heappush(self._queue, (self._env._now + delay_s, NORMAL, next(self._eid), timer))
         return timer
 
     def _emit(self, type: str, **fields: Any) -> None:
@@ -163,6 +182,11 @@ class SimRuntime:
         self.seed = seed
         self.handler_errors = handler_errors
         self.env = env if env is not None else simpy.Environment()
+        if type(self.env).schedule is not simpy.Environment.schedule:
+            # Contexts push to the event queue as simpy's ``schedule`` does (one call less
+            # per message and timer): an environment that schedules otherwise is not supported.
+            raise PeerActorError(f"{type(self.env).__name__} overrides schedule(): SimRuntime "
+                                 "needs simpy's (Environment, RealtimeEnvironment)")
         self.network: NetworkModel = (
             network if network is not None else ConstantLatency(DEFAULT_LATENCY_S)
         )

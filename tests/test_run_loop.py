@@ -103,3 +103,45 @@ def test_realtime_environment_keeps_its_own_run() -> None:
     env.timeout(1).callbacks.append(lambda _: log.append(env.now))
     run_until(env, 2)
     assert log == [1] and env.now == 2
+
+
+class _OwnSchedule(simpy.Environment):
+    def schedule(self, event: Any, priority: Any = simpy.events.NORMAL, delay: Any = 0) -> None:
+        super().schedule(event, priority, delay)
+
+
+def test_sim_runtime_refuses_an_environment_that_schedules_otherwise() -> None:
+    from peeractor import PeerActorError
+    from peeractor.sim import SimRuntime
+
+    with pytest.raises(PeerActorError, match="overrides schedule"):
+        SimRuntime(seed=1, env=_OwnSchedule())
+    SimRuntime(seed=1, env=simpy.rt.RealtimeEnvironment(strict=False))  # simpy's own: fine
+
+
+def test_sim_runtime_timers_and_plain_simpy_events_share_one_order() -> None:
+    """Timers pushed by contexts and simpy's own timeouts at one instant run as scheduled."""
+    from peeractor import Behaviour
+    from peeractor.sim import SimRuntime
+
+    env = simpy.Environment()
+    log: list[tuple[float, str]] = []
+
+    def world(event: simpy.Event) -> None:
+        log.append((env.now, f"w{event.value}"))
+
+    class Ticker(Behaviour):
+        name = "tick"
+
+        def on_start(self) -> None:
+            for k in range(3):
+                env.timeout(1.0, k).callbacks.append(world)
+                self.schedule(1.0, k)
+
+        def on_receive(self, message: object) -> None:
+            log.append((env.now, f"t{message}"))
+
+    rt = SimRuntime(seed=1, env=env)
+    rt.add_node("n0", [Ticker()])
+    rt.run(2.0)
+    assert log == [(1.0, s) for s in ("w0", "t0", "w1", "t1", "w2", "t2")]
