@@ -7,9 +7,10 @@ quick: 1,000 x 3 for 20 s. Each phase runs in a fresh subprocess, so its peak RS
 (``ru_maxrss``) is its own; rates count delivered messages per wall second of the run
 (set-up excluded, reported apart). A full run alternates ``PAIRS`` sim/baseline pairs and
 quotes the median of the pairs' ratios (their runs' figures beside it). The plain-simpy
-baseline is what one would write by hand: a ``Timeout`` with a callback per timer and per message, same rngs, same latency
-model, same message objects. ZeroMQ round trip: two processes on loopback, CURVE on,
-one ping at a time between two ``ThreadRuntime`` nodes (actors and transport included).
+baseline is what one would write by hand: a ``Timeout`` with a callback per timer and per
+message, same rngs, same latency model, same message objects. ZeroMQ round trip: two
+processes on loopback, CURVE on, one ping at a time between two ``ThreadRuntime`` nodes
+(actors and transport included).
 """
 
 from __future__ import annotations
