@@ -19,7 +19,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -32,6 +32,25 @@ SCHEMA = "dvms.events/1"
 """The event schema version written in the header."""
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _encoder() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` without its per-call set-up: the C encoder made once (the same
+    text; no circular-reference check: an event refers to itself only by a bug, and then
+    recursion fails). Where the C encoder is missing, ``_ENCODER.encode`` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    strings = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or strings is None:
+        return _ENCODER.encode
+    chunks = make(None, _ENCODER.default, strings, None, ":", ",", False, False, False)
+
+    def encode(obj: Any) -> str:
+        return "".join(chunks(obj, 0))
+
+    return encode
+
+
+_encode = _encoder()
 
 
 class TraceWriter:
@@ -65,7 +84,7 @@ class TraceWriter:
         self._closed = False
         head: dict[str, Any] = {"t": 0.0, "type": "header", "node": "world", "schema": SCHEMA}
         head.update(header or {})
-        self._lines.append(_ENCODER.encode(head))
+        self._lines.append(_encode(head))
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         self.write(event)
@@ -73,7 +92,7 @@ class TraceWriter:
     def write(self, event: Mapping[str, Any]) -> None:
         """Append one event (a mapping with ``t``, ``type``, ``node`` and fields)."""
         lines = self._lines
-        lines.append(_ENCODER.encode(event))
+        lines.append(_encode(event))
         self.events += 1
         if len(lines) >= self._flush_every:
             self.flush()

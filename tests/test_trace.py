@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dvms.errors import InputError
-from dvms.trace import SCHEMA, TraceWriter, read_events, read_header
+from dvms.trace import SCHEMA, TraceWriter, _encode, read_events, read_header
 
 EVENTS = [
     {"t": 0.0, "type": "load", "node": "h0001", "vm": "vm00001", "host": "h0001", "load": 60.0},
@@ -75,3 +78,25 @@ def test_corrupt_and_truncated_traces(tmp_path: Path) -> None:
         list(read_events(notime))
     with pytest.raises(InputError, match="does not exist"):
         list(read_events(tmp_path / "missing.jsonl"))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=6))
+def test_lines_are_what_the_json_module_writes(event: dict[str, object]) -> None:
+    """The writer's once-made C encoder gives json.dumps' text (compact, UTF-8 kept)."""
+    assert _encode(event) == json.dumps(
+        event, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+@pytest.mark.parametrize("bad", [float("inf"), [1.0, float("-inf")], {"x": object()}])
+def test_values_json_cannot_carry_are_refused(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        _encode({"t": 0.0, "v": bad})
