@@ -33,6 +33,7 @@ def message(tag: str) -> Callable[[type[T]], type[T]]:
 
     def register(cls: type[T]) -> type[T]:
         made = dataclasses.dataclass(frozen=True, slots=True)(cls)
+        _fast_init(made)
         known = _BY_TAG.get(tag)
         if known is not None and known.__qualname__ != made.__qualname__:
             raise ValueError(f"message tag {tag!r} already registered by {known.__qualname__}")
@@ -41,6 +42,44 @@ def message(tag: str) -> Callable[[type[T]], type[T]]:
         return made
 
     return register
+
+
+def _fast_init(cls: type[Any]) -> None:
+    """Give a plain message class an ``__init__`` that stores through its slots' descriptors.
+
+    A frozen dataclass's ``__init__`` sets each field with ``object.__setattr__`` (a lookup
+    of the name, then the descriptor): messages are made on every send, and storing through
+    the slot descriptors directly takes half the time. Same parameters, defaults and
+    result; classes with ``__post_init__``, init-only, keyword-only or factory fields keep
+    the dataclass's own ``__init__``.
+    """
+    fields = dataclasses.fields(cls)
+    if (
+        hasattr(cls, "__post_init__")
+        or len(fields) != len(cls.__dataclass_fields__)  # InitVar pseudo-fields
+        or any(not f.init or f.kw_only or f.default_factory is not dataclasses.MISSING
+               for f in fields)
+    ):  # fmt: skip
+        return
+    scope: dict[str, Any] = {}
+    params, body = ["self"], []
+    for f in fields:
+        slot = next(k.__dict__[f.name] for k in cls.__mro__ if f.name in vars(k))
+        scope[f"_set_{f.name}"] = slot.__set__
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__({', '.join(params)}):\n" + ("\n".join(body) or "    pass") + "\n"
+    made: dict[str, Any] = {}
+    exec(source, scope, made)  # the source is built from field names only
+    init = made["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(cls.__init__.__annotations__)
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init
 
 
 def message_tag(cls: type[Any]) -> str:
