@@ -110,8 +110,8 @@ class ExperimentState:
         """Time a step; its record says running, then done or failed (with the error)."""
         t0 = time.time()
         self.steps[name] = {"status": "running", "started": round(t0, 3)}
-        self.save()
-        try:
+        try:  # saved inside: a Ctrl-C just after "running" is on disk still ends as failed
+            self.save()
             yield
         except BaseException as exc:
             self._end(name, t0, "failed", str(exc) or type(exc).__name__)
