@@ -96,7 +96,8 @@ def phase_sim(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
     rt.run(seconds)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"delivered": rt.stats.delivered, "wall_s": wall, "cpu_s": cpu, "setup_s": setup,
-            "dropped": sum(rt.stats.dropped.values())}  # fmt: skip
+            "dropped": sum(rt.stats.dropped.values()),
+            "events": next(rt.env._eid)}  # type: ignore[attr-defined]  # fmt: skip
 
 
 def phase_baseline(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
@@ -142,7 +143,9 @@ def phase_baseline(n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:
     started, cpu = time.perf_counter(), time.process_time()
     env.run(until=seconds)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"delivered": delivered, "wall_s": wall, "cpu_s": cpu, "setup_s": setup}
+    events = next(env._eid)  # type: ignore[attr-defined]  # events scheduled so far
+    return {"delivered": delivered, "wall_s": wall, "cpu_s": cpu, "setup_s": setup,
+            "events": events}  # fmt: skip
 
 
 def run_phase(phase: str, n_nodes: int, seconds: float, seed: int) -> dict[str, Any]:

@@ -13,9 +13,14 @@ trust CPU time and ratios over wall time).
 ``python -m bench.bench_scale --hosts 100000`` runs one point;
 ``python -m bench.bench_scale curve --hosts 1000,3000 --jobs 2 --out F.json`` a curve with
 points side by side;
+``python -m bench.bench_scale floor`` measures the event engine's own per-event cost at
+1,000, 10,000 and 100,000 nodes (the runtime benchmark's gossip, same message count:
+what any model pays before its own work; part of ``main``);
 ``python -m bench.bench_scale profile --hosts 10000`` runs one point under py-spy
-(``pip install py-spy``) and writes a text summary of the top frames by own and total
-share to ``bench/results/profile-<hosts>.txt`` (``--out`` to choose).
+(``pip install py-spy``; native stacks, so that the compiled modules' functions show by
+name; ``--python-only`` for Python frames alone) and writes a text summary of the top
+frames by own and total share to ``bench/results/profile-<hosts>.txt`` (``--out`` to
+choose).
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from dvms.compiled import MODULES, compiled_modules
 from dvms.provenance import provenance
 
-__all__ = ["HOSTS", "curve", "machine", "main", "point", "profile", "summarise_profile"]
+__all__ = ["HOSTS", "curve", "floor", "machine", "main", "point", "profile", "summarise_profile"]
 
 HOSTS = (1_000, 3_000, 10_000, 30_000)
 """Growth-curve points (hosts) of ``make bench``; 100,000 is opt-in (``DVMS_BENCH_100K``)."""
@@ -47,6 +53,10 @@ ENV_100K = "DVMS_BENCH_100K"
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TOP_FRAMES = 40
+FLOOR_HOSTS = (1_000, 10_000, 100_000)
+FLOOR_DELIVERIES = 3_000_000
+_COMPILED_SOURCES = {Path(m).stem: m for m in MODULES}
+"""mypyc's short module names (``lbo``) → their sources (``dvms/overlay/lbo.py``)."""
 
 
 def overrides(hosts: int, duration: float, seed: int) -> dict[str, Any]:
@@ -146,9 +156,16 @@ def point(hosts: int, duration: float = DURATION_S, seed: int = 1) -> dict[str, 
 
 
 def _frame(raw: str) -> str:
-    """``function (path:line)`` → ``function (module path)`` (lines merged)."""
+    """``function (path:line)`` → ``function (module path)`` (lines merged); a mypyc
+    function ``CPyDef_lbo___LboOverlay___observe (__native_dvms.c:…)`` → ``LboOverlay.observe
+    (dvms/overlay/lbo.py, compiled)``."""
     name, _, where = raw.partition(" (")
     path = where.rsplit(":", 1)[0] if where else ""
+    for prefix in ("CPyDef_", "CPyPy_"):
+        if name.startswith(prefix) and "__native_" in path:
+            module, _, qualname = name.removeprefix(prefix).partition("___")
+            source = _COMPILED_SOURCES.get(module, module)
+            return f"{qualname.replace('___', '.')} ({source}, compiled)"
     for marker in ("site-packages/", str(ROOT) + "/", "/lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
@@ -156,10 +173,19 @@ def _frame(raw: str) -> str:
     return f"{name} ({path})" if path else name
 
 
+def _named(frame: str) -> bool:
+    """Whether a summarised frame is a Python or a compiled function of ours (not C)."""
+    return frame.endswith((".py)", ", compiled)"))
+
+
 def summarise_profile(raw_text: str, title: str, top: int = TOP_FRAMES) -> str:
-    """Text summary of py-spy's ``--format raw`` stacks: top frames by own and total share."""
+    """Text summary of py-spy's ``--format raw`` stacks: top frames by own and total share.
+
+    With native stacks (``py-spy --native``), a C leaf's time counts as own time of its
+    nearest Python or compiled caller, and the C leaves get a table of their own."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
+    native: Counter[str] = Counter()
     samples = 0
     for line in raw_text.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -167,47 +193,112 @@ def summarise_profile(raw_text: str, title: str, top: int = TOP_FRAMES) -> str:
             continue
         n = int(count)
         frames = [_frame(f) for f in stack.split(";") if "(" in f]
-        if not frames:
+        named = [f for f in frames if _named(f)]
+        if not named:
             continue
         samples += n
-        own[frames[-1]] += n
-        for frame in set(frames):
+        own[named[-1]] += n
+        if not _named(frames[-1]):
+            native[frames[-1]] += n
+        for frame in set(named):
             total[frame] += n
     lines = [title, f"samples: {samples}", "", f"top {top} by own share (self time):"]
     lines += [f"  {100 * n / samples:5.1f} %  {f}" for f, n in own.most_common(top)]
     lines += ["", f"top {top} by total share (self + callees):"]
     lines += [f"  {100 * n / samples:5.1f} %  {f}" for f, n in total.most_common(top)]
+    if native:
+        lines += ["", f"top {top} C leaves (native stacks; counted above as own time of "
+                  "their caller; refcount lines are often inlined code of compiled callers):"]
+        lines += [f"  {100 * n / samples:5.1f} %  {f}" for f, n in native.most_common(top)]
     return "\n".join(lines) + "\n"
 
 
 def profile(hosts: int, out: Path, duration: float = DURATION_S, seed: int = 1,
-            rate: int = 50) -> dict[str, Any]:
-    """Run one point under py-spy and write the text summary to ``out``; its figures."""
+            rate: int = 50, native: bool = True) -> dict[str, Any]:
+    """Run one point under py-spy and write the text summary to ``out``; its figures.
+
+    ``native``: record C stacks too (``py-spy --native``), which is how the compiled
+    modules' functions appear by name (without it their time is their Python caller's)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         raise SystemExit("bench_scale: py-spy not found (pip install py-spy)")
     with tempfile.TemporaryDirectory(prefix="bench-scale-spy-") as tmp:
         raw = Path(tmp) / "stacks.txt"
-        command = [spy, "record", "--nonblocking", "--format", "raw", "-r", str(rate),
-                   "-o", str(raw), "--", *_child_argv(hosts, duration, seed)]
+        # native stacks need the process paused at each sample (py-spy refuses
+        # --native with --nonblocking): at 50 Hz that costs little
+        command = [spy, "record", "--native" if native else "--nonblocking",
+                   "--format", "raw", "-r", str(rate), "-o", str(raw), "--",
+                   *_child_argv(hosts, duration, seed)]
         started = time.perf_counter()
         done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - started
         figures = _last_json(done.stdout)  # py-spy prints its own lines after the child's
         raw_text = raw.read_text()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(profile_summary(raw_text, figures, hosts, duration, rate, native, wall))
+    return figures
+
+
+def profile_summary(raw_text: str, figures: dict[str, Any], hosts: int, duration: float,
+                    rate: int, native: bool, wall: float) -> str:
+    """The committed text of a profile: what ran, where, and ``summarise_profile``."""
     info = machine()
+    flags = "--native" if native else "--nonblocking"
     title = "\n".join([
-        f"py-spy profile (--nonblocking, {rate} Hz): {hosts} hosts x 10 VMs x {duration:g} s, "
+        f"py-spy profile ({flags}, {rate} Hz): {hosts} hosts x 10 VMs x {duration:g} s, "
         "DVMS + LBO + Vivaldi (default scenario)",
-        f"command: python -m bench.bench_scale profile --hosts {hosts} --duration {duration:g}",
-        f"commit: {info['commit']}  machine: {info['cpu']}, {info['cores']} cores (shared)",
+        f"command: python -m bench.bench_scale profile --hosts {hosts} --duration {duration:g}"
+        + ("" if native else " --python-only"),
+        f"commit: {info['commit']}  compiled modules: {len(compiled_modules())}/{len(MODULES)}"
+        f"  machine: {info['cpu']}, {info['cores']} cores (shared)",
         f"run: wall {figures['wall_s']} s (under py-spy, {wall:.0f} s with start-up), "
         f"cpu {figures['cpu_s']} s, {figures['simpy_events']} simpy events, "
         f"{figures['messages_total']} messages, peak RSS {figures['peak_rss_mib']} MiB",
     ])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(summarise_profile(raw_text, title))
-    return figures
+    return summarise_profile(raw_text, title)
+
+
+def floor(hosts: tuple[int, ...] = FLOOR_HOSTS, deliveries: int = FLOOR_DELIVERIES,
+          seed: int = 1) -> dict[str, Any]:
+    """The event engine's own cost as the world grows: the runtime benchmark's gossip
+    (3 services per node, a message a second each, trivial handlers; ``bench_runtime``),
+    hand-written simpy and ``SimRuntime``, with the same number of messages at every size.
+
+    What a simulation of ``hosts`` hosts pays per event before any model work: the heap of
+    pending events and the world's memory grow with it."""
+    points: dict[str, dict[str, Any]] = {}
+    for n in hosts:
+        seconds = deliveries / (3 * n)
+        point: dict[str, Any] = {"nodes": n, "virtual_s": round(seconds, 3)}
+        for phase in ("baseline", "sim"):
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.bench_runtime", "--phase", phase,
+                 "--nodes", str(n), "--seconds", str(seconds), "--seed", str(seed)],
+                check=True, capture_output=True, text=True, cwd=ROOT,
+            )  # fmt: skip
+            run = _last_json(done.stdout)
+            point[phase] = {
+                "cpu_s": round(run["cpu_s"], 2),
+                "events": run["events"],
+                "delivered": run["delivered"],
+                "cpu_us_per_event": round(1e6 * run["cpu_s"] / run["events"], 2),
+                "peak_rss_mib": round(run["peak_rss_mib"], 1),
+            }
+        points[str(n)] = point
+    first = points[str(min(hosts))]
+    return {
+        "command": "python -m bench.bench_scale floor",
+        "what": f"bench_runtime's gossip, {deliveries:,} messages at every size, trivial "
+        "handlers: the per-event cost of the engine alone (baseline: hand-written simpy)",
+        "points": points,
+        "per_event_vs_first": {
+            phase: {
+                n: round(p[phase]["cpu_us_per_event"] / first[phase]["cpu_us_per_event"], 2)
+                for n, p in points.items()
+            }
+            for phase in ("baseline", "sim")
+        },
+    }
 
 
 def _ratios(points: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -249,33 +340,43 @@ def main(quick: bool = False) -> dict[str, Any]:
     command = "python -m bench.run scale" + (" --quick" if quick else "")
     if big:
         command = f"{ENV_100K}=1 {command}"
-    return curve(hosts, 600.0 if quick else DURATION_S, command=command)
+    figures = curve(hosts, 600.0 if quick else DURATION_S, command=command)
+    figures["engine_floor"] = floor((100, 1_000) if quick else FLOOR_HOSTS,
+                                    30_000 if quick else FLOOR_DELIVERIES)  # fmt: skip
+    return figures
 
 
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_scale")
-    parser.add_argument("what", nargs="?", choices=("point", "profile", "curve"),
+    parser.add_argument("what", nargs="?", choices=("point", "profile", "curve", "floor"),
                         default="point")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--hosts", default="10000", help="hosts (curve: a comma list)")
+    parser.add_argument("--hosts", help="hosts (default 10000; curve and floor: a comma list, "
+                        "floor's default 1000,10000,100000)")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1, help="curve: points side by side")
     parser.add_argument("--duration", type=float, default=DURATION_S)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--python-only", action="store_true",
+                        help="profile: Python stacks only (no --native: compiled functions "
+                        "then count as their Python caller)")
     parser.add_argument("--out", type=Path, help="profile: the summary (default bench/results/"
                         "profile-<hosts/1000>k.txt); curve: a JSON file")
     args = parser.parse_args(argv)
     if args.child is not None:
         print(json.dumps(_child(args.child, args.duration, args.seed)))
         return 0
-    hosts = tuple(int(h) for h in args.hosts.split(","))
-    if args.what == "curve":
+    hosts = tuple(int(h) for h in (args.hosts or "10000").split(","))
+    if args.what == "floor":
+        figures = floor(hosts if args.hosts else FLOOR_HOSTS)
+    elif args.what == "curve":
         command = "python -m bench.bench_scale " + " ".join(argv)
         figures = curve(hosts, args.duration, args.seed, args.jobs, command)
         if args.out:
             args.out.write_text(json.dumps(figures, indent=2) + "\n")
     elif args.what == "profile":
         out = args.out or RESULTS / f"profile-{hosts[-1] // 1000}k.txt"
-        figures = profile(hosts[-1], out, args.duration, args.seed)
+        figures = profile(hosts[-1], out, args.duration, args.seed,
+                          native=not args.python_only)
         print(out.read_text())
     else:
         figures = {"machine": machine(), **point(hosts[-1], args.duration, args.seed)}
