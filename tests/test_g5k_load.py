@@ -7,6 +7,7 @@ import random
 import shutil
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -199,17 +200,21 @@ def test_replay_recaps_a_real_stress_process(tmp_path: Path) -> None:
         check_targets(events, ["vm-1"], str(path))
         out = replay(events, apply)
         assert out.applied == 2 and not out.failures
-        argv = [Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                for d in os.listdir("/proc") if d.isdigit() and _readable(d)]
-        watching = [a for a in argv if a.startswith("cpulimit ") and f"-p {pid} " in a]
+        # ``cpulimit -b`` forks twice: its middle process may still be exiting for a moment
+        deadline = time.monotonic() + 5.0
+        while len(watching := _cpulimits(pid)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert watching == [f"cpulimit -b -z -q -l 40 -p {pid} "]  # the last event's value
     finally:
         subprocess.run(["sh", "-c", stop_command(pidfile)], timeout=30)
 
 
-def _readable(pid: str) -> bool:
-    try:
-        Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return True
+def _cpulimits(pid: int) -> list[str]:
+    """Command lines of the live cpulimit processes watching ``pid``."""
+    argv = []
+    for d in os.listdir("/proc"):
+        try:  # a process may exit between the listing and the read
+            argv.append(Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return [a for a in argv if a.startswith("cpulimit ") and f"-p {pid} " in a]
