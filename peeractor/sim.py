@@ -6,6 +6,8 @@ scheduled at ``now + latency`` and dispatched by the event's callback. Local mes
 (between services of one node) go through the queue with zero delay, FIFO. Events at the
 same time run in scheduling order (simpy's sequence number), so a seed gives one history.
 Actors are not registered in pykka's global ``ActorRegistry`` (its operations are O(n)).
+Timers due a quarter of a second or more ahead wait outside simpy's heap until their
+time is near (``peeractor._far``): same order, a smaller heap.
 
 The same code runs on ``simpy.rt.RealtimeEnvironment(factor=..., strict=False)``.
 An exception raised by a behaviour is not caught: it stops the run, out of ``run()``
@@ -26,6 +28,7 @@ from pykka._envelope import Envelope
 from simpy.core import StopSimulation
 from simpy.events import EventPriority
 
+from peeractor._far import WIDTH_S, FarTimers
 from peeractor._loop import run_until
 from peeractor._seed import stable_seed
 from peeractor._simpeer import NORMAL, URGENT, Call, Letter, SimPeer
@@ -41,6 +44,9 @@ DEFAULT_LATENCY_S = 0.001
 """One-way delay between two nodes when no network model is given."""
 
 Trace = Callable[[dict[str, Any]], None]
+
+_FAR_MAX_S = 1e9
+"""Timers due later than this (or never: inf) stay on simpy's heap."""
 
 
 class _Timer(Envelope[object]):
@@ -81,6 +87,7 @@ class _SimContext:
         "_behaviour",
         "_eid",
         "_env",
+        "_far",
         "_peer",
         "_queue",
         "_rt",
@@ -98,6 +105,7 @@ class _SimContext:
         # pushed to as simpy's ``schedule`` does; our envelopes are event-like, not Events
         self._queue: list[Any] = rt.env._queue
         self._eid: Iterator[int] = rt.env._eid
+        self._far = rt._far
         self._peer = peer
         self.node = node
         self.service = behaviour.name
@@ -146,7 +154,11 @@ class _SimContext:
         if not delay_s >= 0:
             raise ValueError(f"negative or NaN delay {delay_s}")
         timer = _Timer(message, self)
-        heappush(self._queue, (self._env._now + delay_s, NORMAL, next(self._eid), timer))
+        entry = (self._env._now + delay_s, NORMAL, next(self._eid), timer)
+        if WIDTH_S <= delay_s <= _FAR_MAX_S:
+            self._far.add(entry)  # off the heap until its time is near (``_far``)
+        else:
+            heappush(self._queue, entry)
         return timer
 
     def _emit(self, type: str, **fields: Any) -> None:
@@ -196,6 +208,7 @@ class SimRuntime:
         self._cuts: set[tuple[NodeId, NodeId]] = set()
         self._net_rng = random.Random(stable_seed(seed, "peeractor.network"))
         self._latency = self.network.latency
+        self._far = FarTimers(self.env._queue, self.env._eid)
         self._now_fn = self.now
         self._schedule: Callable[[Any, EventPriority, float], None] = self.env.schedule
         self._running = False
@@ -262,13 +275,21 @@ class SimRuntime:
         node, service = address
         peer = self.peer(node)
         self.stats.injected += 1
-        self._schedule(Letter(message, service, peer._receive_callbacks), NORMAL, delay)
+        self._push(Letter(message, service, peer._receive_callbacks), delay)
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         """Call ``fn()`` after ``delay`` s on the runtime's clock (world-side code)."""
         if not delay >= 0:
             raise ValueError(f"negative or NaN delay {delay}")
-        self._schedule(Call(fn, _call_payload), NORMAL, delay)
+        self._push(Call(fn, _call_payload), delay)
+
+    def _push(self, event: Any, delay: float) -> None:
+        """``env.schedule(event, NORMAL, delay)``, a long delay held by ``_far``."""
+        entry = (self.env._now + delay, NORMAL, next(self.env._eid), event)
+        if WIDTH_S <= delay <= _FAR_MAX_S:
+            self._far.add(entry)
+        else:
+            heappush(self.env._queue, entry)
 
     # -- the clock ---------------------------------------------------------------------
 

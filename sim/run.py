@@ -31,7 +31,7 @@ from dvms.provenance import trace_header
 from dvms.rundir import RunDirectory, interruptible
 from dvms.summary import build_summary, write_summary
 from dvms.trace import TraceWriter
-from sim.heap import long_lived_heap
+from sim.heap import long_lived_heap, paused_collector, settle
 from sim.scenario import Scenario, scenario_to_dict, scenario_to_toml
 from sim.world import Progress, World
 
@@ -136,11 +136,13 @@ def simulate(
                     if live is not None:
                         live(event)
 
-                world = World(sc, sink, env)
-                world.start()
+                with paused_collector():
+                    world = World(sc, sink, env)
+                    world.start()
                 running = True
 
                 def report(now: float, duration: float, _events: int, violations: int) -> None:
+                    settle()
                     if progress is not None:
                         progress(now, duration, metrics.events, violations)
 
