@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,12 +34,20 @@ STEPS_L = "plan,reserve,deploy,vms,start,collect"
 
 
 def _free_port_base(n: int) -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + n < 65536:
-            return base
+    """``n`` consecutive free ports below the kernel's ephemeral range, so that no outgoing
+    connection of the test (ssh, ZeroMQ) is given one of them while an agent restarts."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random(os.getpid())
+    for _ in range(200):
+        base = rng.randrange(10_000, max(10_001, low - n))
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + n):
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
     raise RuntimeError("no free port")
 
 

@@ -137,7 +137,9 @@ class Receiver:
         return self._read()
 
     def wait_for(self, check: Any) -> Any:
-        deadline = time.monotonic() + WAIT_S
+        """The first report that passes ``check``, or the last one after 3 × ``WAIT_S``
+        (a loaded machine: the burst and the oversize frames take a while to drain)."""
+        deadline = time.monotonic() + 3 * WAIT_S
         while True:
             report = self.report()
             if check(report) or time.monotonic() > deadline:
